@@ -1,0 +1,61 @@
+"""Typed node configuration, built once at the edge (the CLI or a test) and passed down."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fogbank.model import Identity
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionsConfig:
+    """Settings of the function machinery on one node."""
+
+    max_environments: int = 64
+    """Node-wide cap on concurrent invocations (the account concurrency of this node)."""
+    idle_timeout_s: float = 300.0
+    """An environment idle this long is stopped (provisioned environments excepted)."""
+    interpreters: Mapping[str, str] = field(default_factory=dict)
+    """Runtime name (`python3.12`) -> interpreter path; unmapped Python runtimes use `sys.executable`."""
+    preload: tuple[str, ...] = ()
+    """Modules every zygote imports before forking, shared by all environments (e.g. `boto3`)."""
+    private_tmp: bool = True
+    """Give each environment its own `/tmp` with a mount namespace when the OS allows it."""
+    async_retry_delays_s: tuple[float, ...] = (60.0, 120.0)
+    """Delays before the first and second retry of a failed async invocation (AWS: ~1 and ~2 min)."""
+    async_throttle_delay_s: float = 5.0
+    """Delay before an async invocation rejected for concurrency is tried again."""
+    memory_poll_s: float = 0.05
+    """How often running environments' memory is checked against their memory size."""
+
+    def interpreter_for(self, runtime: str) -> str:
+        return self.interpreters.get(runtime, sys.executable)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    """Everything one node needs; several nodes can run in one process with different configs."""
+
+    host: str = "127.0.0.1"
+    """Interface the data plane listens on."""
+    port: int = 3000
+    """Data-plane port (the application's APIs)."""
+    control_host: str = "127.0.0.1"
+    control_port: int = 3001
+    """Control-plane port (Lambda Invoke API, admin API)."""
+    state_dir: Path = Path(".fogbank")
+    """Where logs, the async queue and other durable state live."""
+    identity: Identity = field(default_factory=Identity)
+    functions: FunctionsConfig = field(default_factory=FunctionsConfig)
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def run_dir(self) -> Path:
+        """Per-run scratch space (environment /tmp dirs, merged layers); emptied at start."""
+        return self.state_dir / "run"

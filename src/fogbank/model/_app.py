@@ -1,0 +1,90 @@
+"""The app model: an immutable snapshot of everything deployed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from fogbank._errors import FogbankError
+from fogbank.model._function import Function, Layer
+
+DEFAULT_REGION = "us-east-1"
+DEFAULT_ACCOUNT = "123456789012"
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """The region and account fogbank pretends to be, used in ARNs and pseudo parameters."""
+
+    region: str = DEFAULT_REGION
+    account_id: str = DEFAULT_ACCOUNT
+
+    def function_arn(self, name: str, qualifier: str | None = None) -> str:
+        arn = f"arn:aws:lambda:{self.region}:{self.account_id}:function:{name}"
+        return f"{arn}:{qualifier}" if qualifier else arn
+
+    def layer_arn(self, name: str, version: int) -> str:
+        return f"arn:aws:lambda:{self.region}:{self.account_id}:layer:{name}:{version}"
+
+
+@dataclass(frozen=True, slots=True)
+class App:
+    """Everything deployed on a node. Build a new `App` to change anything; never mutate one."""
+
+    functions: Mapping[str, Function] = field(default_factory=dict)
+    """Functions by function name."""
+    layers: Mapping[str, Layer] = field(default_factory=dict)
+    """Layer versions by ARN."""
+    identity: Identity = field(default_factory=Identity)
+    source: Path | None = None
+    """The template this app was loaded from, if any."""
+    warnings: tuple[str, ...] = ()
+    """Things in the source that fogbank accepted but does not serve (one line each)."""
+
+    @classmethod
+    def build(
+        cls,
+        functions: Iterable[Function] = (),
+        *,
+        identity: Identity | None = None,
+        source: Path | None = None,
+        warnings: Iterable[str] = (),
+    ) -> App:
+        """Assemble an app from functions, filling in layer ARNs; the programmatic entry point."""
+        ident = identity or Identity()
+        by_name: dict[str, Function] = {}
+        layers: dict[str, Layer] = {}
+
+        def with_arn(layer: Layer) -> Layer:
+            if not layer.arn:
+                layer = replace(layer, arn=ident.layer_arn(layer.name, layer.version))
+            layers[layer.arn] = layer
+            return layer
+
+        for fn in functions:
+            if fn.name in by_name:
+                raise FogbankError(f"two functions are named {fn.name!r}")
+            latest = replace(fn.latest, layers=tuple(with_arn(ly) for ly in fn.latest.layers))
+            versions = {
+                v: replace(cfg, layers=tuple(with_arn(ly) for ly in cfg.layers))
+                for v, cfg in fn.versions.items()
+            }
+            by_name[fn.name] = replace(fn, latest=latest, versions=versions)
+        return cls(
+            functions=by_name,
+            layers=layers,
+            identity=ident,
+            source=source,
+            warnings=tuple(warnings),
+        )
+
+    def find_function(self, name: str) -> Function | None:
+        """Look a function up by name or by the template's logical id."""
+        fn = self.functions.get(name)
+        if fn is not None:
+            return fn
+        for candidate in self.functions.values():
+            if candidate.logical_id == name:
+                return candidate
+        return None
