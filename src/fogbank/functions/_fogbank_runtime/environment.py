@@ -1,0 +1,223 @@
+"""The main loop of one Python execution environment, in the process forked from a zygote."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import os
+import resource
+import socket
+import sys
+import tempfile
+import time
+from typing import Any, Dict, List, Optional
+
+from . import protocol
+from .context import LambdaContext
+from .handler import (
+    Fault,
+    Handler,
+    error_document,
+    error_log_text,
+    is_stream,
+    iterate,
+    load_handler,
+    marshal,
+)
+
+_CLONE_NEWNS = 0x00020000
+_CLONE_NEWUSER = 0x10000000
+_MS_BIND = 4096
+_MS_REC = 16384
+_MS_PRIVATE = 1 << 18
+
+
+def _private_tmp(tmp_dir: str) -> bool:
+    """Mount this environment's own directory over `/tmp`, when the kernel lets us.
+
+    A mount namespace needs CAP_SYS_ADMIN, or an unprivileged user namespace. Where neither is
+    available the environment still gets its own TMPDIR, which `tempfile` honours.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        uid, gid = os.getuid(), os.getgid()
+        if libc.unshare(_CLONE_NEWNS) != 0:
+            if libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNS) != 0:
+                return False
+            with open("/proc/self/setgroups", "w") as fh:
+                fh.write("deny")
+            with open("/proc/self/uid_map", "w") as fh:
+                fh.write(f"{uid} {uid} 1")
+            with open("/proc/self/gid_map", "w") as fh:
+                fh.write(f"{gid} {gid} 1")
+        if libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
+            return False
+        return bool(libc.mount(tmp_dir.encode(), b"/tmp", None, _MS_BIND, None) == 0)
+    except (OSError, AttributeError):
+        return False
+
+
+class _RequestIdFilter(logging.Filter):
+    request_id = ""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.aws_request_id = self.request_id
+        return True
+
+
+def _setup_logging(filt: _RequestIdFilter) -> None:
+    logging.Formatter.converter = time.gmtime
+    handler = logging.StreamHandler(sys.stdout)
+    handler.terminator = ""
+    handler.setFormatter(
+        logging.Formatter(
+            "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n",
+            "%Y-%m-%dT%H:%M:%S",
+        )
+    )
+    handler.addFilter(filt)
+    root = logging.getLogger()
+    root.handlers = [handler]
+    level = os.environ.get("AWS_LAMBDA_LOG_LEVEL")
+    if level and level.upper() in logging._nameToLevel:
+        root.setLevel(level.upper())
+
+
+def _apply(spec: Dict[str, Any]) -> None:
+    os.environ.clear()
+    os.environ.update(spec["env"])
+    code_dir = spec["code_dir"]
+    os.chdir(code_dir)
+    base: List[str] = [p for p in sys.path if p not in spec["layer_paths"]]
+    sys.path[:] = [code_dir, *spec["layer_paths"], *base]
+    tempfile.tempdir = None
+    if spec.get("private_tmp") and not any(_under_tmp(p) for p in sys.path if p):
+        _private_tmp(spec["tmp_dir"])
+
+
+def _under_tmp(path: str) -> bool:
+    # Mounting over /tmp would hide code or libraries that live there (pytest's tmp_path, say).
+    real = os.path.realpath(path)
+    return real == "/tmp" or real.startswith("/tmp/")
+
+
+def _max_memory_mb() -> int:
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 + 0.5)
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
+class _Runner:
+    def __init__(self, sock: socket.socket, spec: Dict[str, Any]) -> None:
+        self.sock = sock
+        self.memory_mb = int(spec["env"].get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"))
+        self.filter = _RequestIdFilter()
+        self.handler: Optional[Handler] = None
+
+    def init(self, handler_spec: str) -> None:
+        _setup_logging(self.filter)
+        started = time.perf_counter()
+        try:
+            self.handler = load_handler(handler_spec)
+        except BaseException as exc:  # init failures of any kind are reported, never raised
+            _, doc = error_document(exc)
+            sys.stdout.write(error_log_text(doc))
+            _flush()
+            init_ms = (time.perf_counter() - started) * 1000
+            protocol.send_frame(self.sock, protocol.INIT_ERROR, {"init_ms": init_ms, "error": doc})
+            os._exit(1)
+        init_ms = (time.perf_counter() - started) * 1000
+        protocol.send_frame(self.sock, protocol.READY, {"init_ms": init_ms})
+
+    def invoke(self, head: Dict[str, Any], body: bytes) -> None:
+        request_id = head["id"]
+        self.filter.request_id = request_id
+        os.environ["_X_AMZN_TRACE_ID"] = head.get("trace", "")
+        assert self.handler is not None
+        error_type: Optional[str] = None
+        streamed = False
+        started = time.perf_counter()
+        try:
+            context = LambdaContext(
+                request_id,
+                head["deadline"],
+                head["arn"],
+                head.get("client_context"),
+                head.get("identity"),
+                head.get("tenant"),
+            )
+            try:
+                event = json.loads(body) if body else {}
+            except ValueError as exc:
+                raise Fault("Runtime.UnmarshalError", f"Unable to unmarshal input: {exc}") from None
+            result = self.handler(event, context)
+            if is_stream(result):
+                streamed = True
+                for chunk in iterate(result):
+                    if chunk:
+                        protocol.send_frame(self.sock, protocol.CHUNK, None, chunk)
+                payload = b""
+            else:
+                payload = marshal(result)
+        except BaseException as exc:  # the handler's failures are results, never crashes
+            if isinstance(exc, SystemExit):
+                raise
+            error_type, doc = error_document(exc, request_id)
+            sys.stdout.write(error_log_text(doc))
+            payload = json.dumps(doc).encode()
+        duration_ms = (time.perf_counter() - started) * 1000
+        _flush()
+        used = _max_memory_mb()
+        over = used > self.memory_mb
+        if over:
+            error_type = "Runtime.OutOfMemory"
+            payload = (
+                b'{"errorType": "Runtime.OutOfMemory", "errorMessage": "RequestId: '
+                + request_id.encode()
+                + b" Error: Runtime exited with error: signal: killed (memory size "
+                + str(self.memory_mb).encode()
+                + b' MB exceeded)"}'
+            )
+        header: Dict[str, Any] = {"ms": duration_ms, "mem": used}
+        if error_type:
+            header["error"] = error_type
+        if streamed:
+            header["streamed"] = True
+        if over:
+            header["lost"] = True
+        protocol.send_frame(self.sock, protocol.RESULT, header, payload)
+        if over:
+            os._exit(137)
+
+
+def serve(sock_fd: int, log_fd: int, spec: Dict[str, Any]) -> None:
+    """Run forever in a freshly forked child; never returns."""
+    try:
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        os.close(log_fd)
+        sock = socket.socket(fileno=sock_fd)
+        sock.setblocking(True)
+        _apply(spec)
+        runner = _Runner(sock, spec)
+        runner.init(spec["handler"])
+        while True:
+            kind, head, body = protocol.recv_frame(sock)
+            if kind == protocol.INVOKE:
+                runner.invoke(head, body)
+    except (EOFError, BrokenPipeError, ConnectionResetError):
+        os._exit(0)
+    except SystemExit as exc:
+        _flush()
+        code = exc.code if isinstance(exc.code, int) else 1
+        os._exit(code)
+    finally:
+        _flush()
+        os._exit(1)

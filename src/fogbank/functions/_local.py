@@ -1,0 +1,307 @@
+"""The default invoker: pools of local execution environments, one pool per version and tenant."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from fogbank.config import NodeConfig
+from fogbank.functions._envvars import environment_for
+from fogbank.functions._layers import layer_set_key, merge_layers, python_paths
+from fogbank.functions._logs import LogStore, invocation_log
+from fogbank.functions._python_env import PythonEnvironment, error_payload, read_memory_mb
+from fogbank.functions._types import (
+    MAX_SYNC_PAYLOAD,
+    ChunkSink,
+    EnvResult,
+    EnvState,
+    ExecutionEnvironment,
+    InitType,
+    InvalidParameterValue,
+    Invocation,
+    InvokeRequest,
+    InvokeResult,
+    ResourceNotFound,
+    TooManyRequests,
+)
+from fogbank.functions._zygote import Zygote
+from fogbank.model import App, Function, FunctionConfig, TenancyMode
+
+log = logging.getLogger("fogbank.functions")
+
+PoolKey = tuple[str, str, str | None]
+"""(function name, version, tenant id)."""
+
+_REAP_EVERY_S = 1.0
+
+
+@dataclass(slots=True)
+class _Pool:
+    idle: list[ExecutionEnvironment] = field(default_factory=list)
+    """Initialised environments, the most recently used last (reused first, as Lambda does)."""
+    starting: int = 0
+
+
+class LocalInvoker:
+    """Runs invocations in forked (Python) or spawned (custom runtime) local processes."""
+
+    def __init__(
+        self, config: NodeConfig, app_provider: Callable[[], App], logs: LogStore | None = None
+    ) -> None:
+        self.config = config
+        self.fconfig = config.functions
+        self.app_provider = app_provider
+        self.logs = logs or LogStore(config.logs_dir)
+        self._zygotes: dict[tuple[str, str | None, str], Zygote] = {}
+        self._zygote_locks: dict[tuple[str, str | None, str], asyncio.Lock] = {}
+        self._pools: dict[PoolKey, _Pool] = {}
+        self._busy: set[ExecutionEnvironment] = set()
+        self._in_flight: dict[str, int] = {}
+        self._total_in_flight = 0
+        self._supervisor: asyncio.Task[None] | None = None
+        self._provisioned: set[str] = set()
+        """Ids of environments kept warm for provisioned concurrency (never reaped)."""
+        self.private_tmp = config.functions.private_tmp
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        shutil.rmtree(self.config.run_dir, ignore_errors=True)
+        self.config.run_dir.mkdir(parents=True, exist_ok=True)
+        self._supervisor = asyncio.create_task(self._supervise(), name="fogbank-env-supervisor")
+        await self.provision(self.app_provider())
+
+    async def stop(self) -> None:
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+            self._supervisor = None
+        envs = [env for pool in self._pools.values() for env in pool.idle] + list(self._busy)
+        self._pools.clear()
+        self._busy.clear()
+        await asyncio.gather(*(env.stop() for env in envs), return_exceptions=True)
+        await asyncio.gather(*(z.stop() for z in self._zygotes.values()), return_exceptions=True)
+        self._zygotes.clear()
+        self.logs.close()
+
+    async def provision(self, app: App) -> None:
+        """Start the provisioned-concurrency environments the app asks for."""
+        for fn in app.functions.values():
+            for qualifier, count in fn.provisioned_concurrency.items():
+                version = fn.aliases[qualifier].function_version if qualifier in fn.aliases else qualifier
+                cfg = fn.config(version)
+                if cfg is None:
+                    continue
+                pool = self._pools.setdefault((fn.name, cfg.version, None), _Pool())
+                have = sum(1 for env in pool.idle if env.env_id in self._provisioned)
+                for _ in range(count - have):
+                    env = await self._create(cfg, None, InitType.PROVISIONED)
+                    self._provisioned.add(env.env_id)
+                    pool.idle.insert(0, env)
+
+    def runtime_summary(self) -> list[str]:
+        """One line per Python runtime mapping, for the start-up banner."""
+        from fogbank.model import PYTHON_RUNTIMES
+
+        return [f"{rt} -> {self.fconfig.interpreter_for(rt)}" for rt in PYTHON_RUNTIMES]
+
+    # -- invocation ---------------------------------------------------------------------------
+
+    async def invoke(self, request: InvokeRequest, sink: ChunkSink | None = None) -> InvokeResult:
+        fn = self.app_provider().functions.get(request.function_name)
+        if fn is None:
+            raise ResourceNotFound(f"Function not found: {request.invoked_arn}")
+        tenant = self._tenant(fn, request.tenant_id)
+        self._admit(fn)
+        env: ExecutionEnvironment | None = None
+        try:
+            env = await self._acquire(request.config, tenant)
+            invocation = Invocation(
+                request_id=request.request_id,
+                payload=request.payload,
+                invoked_arn=request.invoked_arn,
+                deadline_ms=int(time.time() * 1000) + request.config.timeout_s * 1000,
+                trace_id=request.trace_id,
+                client_context=request.client_context,
+                tenant_id=tenant,
+                stream=sink is not None,
+            )
+            self._busy.add(env)
+            try:
+                result = await env.invoke(invocation, sink)
+            finally:
+                self._busy.discard(env)
+            self._release(request.config, tenant, env, result)
+        finally:
+            self._in_flight[fn.name] -= 1
+            self._total_in_flight -= 1
+        return self._finish(request, result)
+
+    def _tenant(self, fn: Function, tenant_id: str | None) -> str | None:
+        if fn.tenancy is TenancyMode.PER_TENANT:
+            if not tenant_id:
+                raise InvalidParameterValue(
+                    f"The function {fn.name} uses tenant isolation mode PER_TENANT: "
+                    "a tenant id (X-Amz-Tenant-Id) is required."
+                )
+            return tenant_id
+        if tenant_id:
+            raise InvalidParameterValue(
+                f"The function {fn.name} does not use tenant isolation: remove the tenant id."
+            )
+        return None
+
+    def _admit(self, fn: Function) -> None:
+        """Count the invocation against reserved and node concurrency, or reject it (429)."""
+        running = self._in_flight.get(fn.name, 0)
+        if fn.reserved_concurrency is not None and running >= fn.reserved_concurrency:
+            raise TooManyRequests(
+                "Rate Exceeded.", reason="ReservedFunctionConcurrentInvocationLimitExceeded"
+            )
+        if self._total_in_flight >= self.fconfig.max_environments:
+            raise TooManyRequests("Rate Exceeded.", reason="ConcurrentInvocationLimitExceeded")
+        self._in_flight[fn.name] = running + 1
+        self._total_in_flight += 1
+
+    async def _acquire(self, cfg: FunctionConfig, tenant: str | None) -> ExecutionEnvironment:
+        pool = self._pools.get((cfg.name, cfg.version, tenant))
+        if pool is not None:
+            while pool.idle:
+                env = pool.idle.pop()
+                if env.state is EnvState.IDLE and env.config is cfg:
+                    return env
+                await env.stop()
+        return await self._create(cfg, tenant, InitType.ON_DEMAND)
+
+    def _release(
+        self, cfg: FunctionConfig, tenant: str | None, env: ExecutionEnvironment, result: EnvResult
+    ) -> None:
+        if result.env_lost or env.state is not EnvState.IDLE:
+            return
+        self._pools.setdefault((cfg.name, cfg.version, tenant), _Pool()).idle.append(env)
+
+    def _finish(self, request: InvokeRequest, result: EnvResult) -> InvokeResult:
+        cfg = request.config
+        if (
+            result.error_type is None
+            and not result.streamed
+            and len(result.payload) > MAX_SYNC_PAYLOAD
+        ):
+            result.error_type = "Function.ResponseSizeTooLarge"
+            result.payload = error_payload(
+                "Function.ResponseSizeTooLarge",
+                f"Response payload size exceeded maximum allowed payload size "
+                f"({MAX_SYNC_PAYLOAD + 100} bytes).",
+            )
+        text = invocation_log(request.request_id, cfg.version, cfg.memory_mb, result)
+        self.logs.append(cfg.name, text)
+        return InvokeResult(
+            request_id=request.request_id,
+            payload=result.payload,
+            executed_version=cfg.version,
+            function_error="Unhandled" if result.error_type else None,
+            error_type=result.error_type,
+            log=text,
+            streamed=result.streamed,
+        )
+
+    # -- environments -------------------------------------------------------------------------
+
+    async def _create(
+        self, cfg: FunctionConfig, tenant: str | None, init_type: InitType
+    ) -> ExecutionEnvironment:
+        env_id = uuid.uuid4().hex
+        tmp_dir = self.config.run_dir / "tmp" / env_id
+        layer_root = merge_layers(cfg.layers, self.config.run_dir / "layers")
+        variables = environment_for(
+            cfg,
+            identity=self.config.identity,
+            env_id=env_id,
+            init_type=init_type,
+            layer_root=layer_root,
+            tmp_dir=tmp_dir,
+        )
+        if not cfg.is_python:
+            return await self._create_custom(cfg, tenant, init_type, env_id, tmp_dir)
+        zygote = await self._zygote(cfg)
+        env = PythonEnvironment(
+            cfg,
+            zygote=zygote,
+            env=variables,
+            tmp_dir=tmp_dir,
+            private_tmp=self.private_tmp,
+            tenant_id=tenant,
+            env_id=env_id,
+        )
+        await env.start()
+        return env
+
+    async def _create_custom(
+        self,
+        cfg: FunctionConfig,
+        tenant: str | None,
+        init_type: InitType,
+        env_id: str,
+        tmp_dir: object,
+    ) -> ExecutionEnvironment:
+        raise NotImplementedError("custom runtimes are wired in by the runtime API module")
+
+    async def _zygote(self, cfg: FunctionConfig) -> Zygote:
+        interpreter = self.fconfig.interpreter_for(cfg.runtime)
+        layers_key = layer_set_key(cfg.layers) if cfg.layers else None
+        minor = cfg.runtime.removeprefix("python")
+        key = (interpreter, layers_key, minor)
+        zygote = self._zygotes.get(key)
+        if zygote is not None and zygote.alive:
+            return zygote
+        lock = self._zygote_locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            zygote = self._zygotes.get(key)
+            if zygote is not None and zygote.alive:
+                return zygote
+            layer_root = merge_layers(cfg.layers, self.config.run_dir / "layers")
+            zygote = Zygote(interpreter, python_paths(layer_root, minor), self.fconfig.preload)
+            await zygote.start()
+            self._zygotes[key] = zygote
+            return zygote
+
+    async def _supervise(self) -> None:
+        """Kill environments over their memory size; stop the ones idle for too long."""
+        next_reap = time.monotonic() + _REAP_EVERY_S
+        while True:
+            await asyncio.sleep(self.fconfig.memory_poll_s)
+            for env in list(self._busy):
+                # Custom-runtime environments watch their own process tree.
+                if not isinstance(env, PythonEnvironment):
+                    continue
+                pid = env.pid
+                if pid is not None and read_memory_mb(pid) > env.config.memory_mb:
+                    log.warning(
+                        "%s: environment %s exceeded %d MB; stopping it",
+                        env.config.name,
+                        env.env_id,
+                        env.config.memory_mb,
+                    )
+                    env.oom_killed = True
+                    env.kill()
+            now = time.monotonic()
+            if now < next_reap:
+                continue
+            next_reap = now + _REAP_EVERY_S
+            for pool in self._pools.values():
+                stale = [
+                    env
+                    for env in pool.idle
+                    if env.env_id not in self._provisioned
+                    and now - env.last_used > self.fconfig.idle_timeout_s
+                ]
+                for env in stale:
+                    pool.idle.remove(env)
+                    await env.stop()
