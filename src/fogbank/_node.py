@@ -1,0 +1,156 @@
+"""A node: the front process that serves the control plane and supervises environments."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Any
+
+import uvicorn
+
+from fogbank._errors import ConfigError
+from fogbank.config import NodeConfig
+from fogbank.functions._async import AsyncInvoker
+from fogbank.functions._invoke_api import InvokeApi
+from fogbank.functions._local import LocalInvoker
+from fogbank.functions._logs import LogStore
+from fogbank.model import App
+from fogbank.store import SqliteEventQueue
+
+log = logging.getLogger("fogbank")
+
+# In-flight requests get this long to finish on shutdown before they are cancelled.
+SHUTDOWN_GRACE_S = 10.0
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Bind a listening TCP socket, turning "address in use" into one clear line."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+class _Server:
+    """One uvicorn server on a socket we bound ourselves (so port 0 works and errors are ours)."""
+
+    def __init__(self, app: Any, sock: socket.socket) -> None:
+        self.sock = sock
+        config = uvicorn.Config(
+            app,
+            http="httptools",
+            loop="none",
+            lifespan="off",
+            access_log=False,
+            log_level="warning",
+            timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+        )
+        self.server = uvicorn.Server(config)
+        # The node owns signal handling: uvicorn must not install its own.
+        self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self.task: asyncio.Task[None] | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.sock.getsockname()[1])
+
+    async def start(self) -> None:
+        self.task = asyncio.create_task(self.server.serve(sockets=[self.sock]))
+        while not self.server.started:
+            if self.task.done():
+                self.task.result()
+                return
+            await asyncio.sleep(0.005)
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        if self.task is not None:
+            await self.task
+        self.sock.close()
+
+
+class Node:
+    """Everything `fogbank up` runs, startable several times in one process (tests do)."""
+
+    def __init__(self, config: NodeConfig, app: App) -> None:
+        self.config = config
+        self.app = app
+        self.logs = LogStore(config.logs_dir)
+        self.invoker = LocalInvoker(config, self.current_app, self.logs)
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+        self.queue = SqliteEventQueue(config.state_dir / "async-events.sqlite3")
+        self.async_invoker = AsyncInvoker(
+            self.invoker, self.queue, self.current_app, config.functions
+        )
+        self.invoke_api = InvokeApi(
+            self.current_app, self.invoker, self.async_invoker, config.identity
+        )
+        self._control: _Server | None = None
+
+    def current_app(self) -> App:
+        return self.app
+
+    @property
+    def control_port(self) -> int:
+        assert self._control is not None
+        return self._control.port
+
+    @property
+    def control_url(self) -> str:
+        return f"http://{self.config.control_host}:{self.control_port}"
+
+    async def deploy(self, app: App) -> None:
+        """Swap in a new app; environments of changed function versions are replaced lazily."""
+        self.app = app
+        await self.invoker.provision(app)
+
+    async def start(self) -> None:
+        control_sock = bind_socket(self.config.control_host, self.config.control_port)
+        try:
+            await self.invoker.start()
+            await self.async_invoker.start()
+            self._control = _Server(self.invoke_api, control_sock)
+            await self._control.start()
+        except BaseException:
+            control_sock.close()
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        """Stop accepting, let in-flight requests finish, then stop environments."""
+        if self._control is not None:
+            await self._control.stop()
+            self._control = None
+        await self.async_invoker.stop()
+        await self.invoker.stop()
+        await self.queue.close()
+
+    async def __aenter__(self) -> Node:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+
+@contextlib.asynccontextmanager
+async def running(config: NodeConfig, app: App) -> AsyncIterator[Node]:
+    node = Node(config, app)
+    async with node:
+        yield node

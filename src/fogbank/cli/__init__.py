@@ -1,0 +1,127 @@
+"""The `fogbank` command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fogbank._errors import FogbankError
+from fogbank.cli import _invoke, _logs, _up
+from fogbank.cli._common import fail, find_template, load_app, parse_pairs
+from fogbank.config import FunctionsConfig, NodeConfig
+
+app = typer.Typer(
+    name="fogbank",
+    help="Run AWS SAM applications (Lambda, API Gateway, Cloud Map) locally, without Docker.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+TemplateOpt = Annotated[
+    Path | None, typer.Option("--template", "-t", help="SAM template (default: ./template.yaml, else the demo).")
+]
+StateDirOpt = Annotated[
+    Path, typer.Option("--state-dir", help="Where logs and durable state live.")
+]
+OverridesOpt = Annotated[
+    list[str] | None,
+    typer.Option("--parameter-overrides", help="Template parameters as KEY=VALUE (repeatable)."),
+]
+RuntimeOpt = Annotated[
+    list[str] | None,
+    typer.Option("--runtime", help="Map a runtime to an interpreter: python3.12=/usr/bin/python3.12."),
+]
+
+
+def _functions_config(
+    runtimes: list[str] | None, preload: list[str] | None, max_envs: int, idle: float
+) -> FunctionsConfig:
+    return FunctionsConfig(
+        interpreters=parse_pairs(runtimes or [], "--runtime"),
+        preload=tuple(preload or ()),
+        max_environments=max_envs,
+        idle_timeout_s=idle,
+    )
+
+
+@app.command()
+def up(
+    template: TemplateOpt = None,
+    port: Annotated[int, typer.Option(help="Data-plane port (the application's APIs).")] = 3000,
+    control_port: Annotated[int, typer.Option(help="Control-plane port (Lambda API).")] = 3001,
+    host: Annotated[str, typer.Option(help="Interface for the data plane.")] = "127.0.0.1",
+    parameter_overrides: OverridesOpt = None,
+    state_dir: StateDirOpt = Path(".fogbank"),
+    runtime: RuntimeOpt = None,
+    preload: Annotated[
+        list[str] | None, typer.Option(help="Module every environment starts with (repeatable).")
+    ] = None,
+    max_environments: Annotated[int, typer.Option(help="Node-wide concurrency limit.")] = 64,
+    idle_timeout: Annotated[float, typer.Option(help="Seconds before an idle environment stops.")] = 300.0,
+) -> None:
+    """Serve the application until Ctrl-C or SIGTERM."""
+    try:
+        path = find_template(template)
+        overrides = parse_pairs(parameter_overrides or [], "--parameter-overrides")
+        config = NodeConfig(
+            host=host,
+            port=port,
+            control_port=control_port,
+            state_dir=state_dir,
+            functions=_functions_config(runtime, preload, max_environments, idle_timeout),
+        )
+        application = load_app(path, overrides)
+        _up.run(config, application, path)
+    except FogbankError as exc:
+        fail(str(exc))
+
+
+@app.command()
+def invoke(
+    function: Annotated[str, typer.Argument(help="Function name or logical id, optionally NAME:QUALIFIER.")],
+    template: TemplateOpt = None,
+    event: Annotated[
+        str | None, typer.Option("--event", "-e", help="Event JSON file, or - for stdin.")
+    ] = None,
+    parameter_overrides: OverridesOpt = None,
+    state_dir: StateDirOpt = Path(".fogbank"),
+    runtime: RuntimeOpt = None,
+    tenant_id: Annotated[str | None, typer.Option(help="Tenant id for PER_TENANT functions.")] = None,
+) -> None:
+    """Invoke a function once: the result on stdout, its log on stderr."""
+    try:
+        path = find_template(template)
+        if event == "-":
+            payload = sys.stdin.buffer.read()
+        elif event:
+            try:
+                payload = Path(event).read_bytes()
+            except OSError as exc:
+                fail(f"cannot read event file {event}: {exc.strerror}")
+        else:
+            payload = b"{}"
+        config = NodeConfig(
+            state_dir=state_dir, functions=_functions_config(runtime, None, 64, 300.0)
+        )
+        application = load_app(path, parse_pairs(parameter_overrides or [], "--parameter-overrides"))
+        raise typer.Exit(_invoke.run(config, application, function, payload, tenant_id))
+    except FogbankError as exc:
+        fail(str(exc))
+
+
+@app.command()
+def logs(
+    function: Annotated[str, typer.Argument(help="Function name.")],
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
+    state_dir: StateDirOpt = Path(".fogbank"),
+) -> None:
+    """Print a function's log (START/END/REPORT lines and everything it printed)."""
+    raise typer.Exit(_logs.run(state_dir / "logs", function, follow))
+
+
+def main() -> None:
+    app()

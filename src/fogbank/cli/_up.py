@@ -1,0 +1,72 @@
+"""`fogbank up`: serve a SAM application until interrupted."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from fogbank._errors import FogbankError
+from fogbank._node import Node
+from fogbank.config import NodeConfig
+from fogbank.model import App
+
+out = Console(highlight=False)
+
+
+def _banner(node: Node, template: Path) -> None:
+    app = node.app
+    out.print(f"[bold]fogbank[/] serving [cyan]{template}[/]")
+    table = Table(title="Functions", show_lines=False)
+    for column in ("Function", "Runtime", "Handler", "Versions", "Aliases"):
+        table.add_column(column)
+    for fn in sorted(app.functions.values(), key=lambda f: f.name):
+        versions = ", ".join(["$LATEST", *fn.versions])
+        aliases = ", ".join(
+            f"{a.name}→{a.function_version}"
+            + "".join(f" +{v}:{w:.0%}" for v, w in a.additional_weights.items())
+            for a in fn.aliases.values()
+        )
+        table.add_row(fn.name, fn.latest.runtime, fn.latest.handler, versions, aliases or "-")
+    out.print(table)
+    used = sorted({fn.latest.runtime for fn in app.functions.values() if fn.latest.is_python})
+    for runtime in used:
+        out.print(f"runtime {runtime} → {node.config.functions.interpreter_for(runtime)}")
+    for warning in app.warnings:
+        out.print(f"[yellow]warning:[/] {warning}")
+    out.print(
+        f"Lambda API: [bold]{node.control_url}[/]  "
+        f"(aws lambda invoke --endpoint-url {node.control_url} --function-name NAME out.json)"
+    )
+    out.print(f"logs: {node.config.logs_dir}   Ctrl-C to stop")
+
+
+async def serve(config: NodeConfig, app: App, template: Path) -> None:
+    node = Node(config, app)
+    await node.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        _banner(node, template)
+        await stop.wait()
+        out.print("stopping: finishing in-flight requests")
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await node.stop()
+
+
+def run(config: NodeConfig, app: App, template: Path) -> None:
+    try:
+        import uvloop
+
+        uvloop.run(serve(config, app, template))
+    except ImportError:
+        asyncio.run(serve(config, app, template))
+    except FogbankError:
+        raise
