@@ -1,0 +1,5 @@
+"""State that outlives a request: the async event queue (more stores join as they are written)."""
+
+from fogbank.store._queue import EventQueue, MemoryEventQueue, QueuedEvent, SqliteEventQueue
+
+__all__ = ["EventQueue", "MemoryEventQueue", "QueuedEvent", "SqliteEventQueue"]
