@@ -140,6 +140,8 @@ class InvocationError(FogbankError):
 
     status = 500
     error_type = "ServiceException"
+    message_key = "Message"
+    """The member that carries the text; botocore's model spells it per error shape."""
 
     def __init__(self, message: str, *, reason: str | None = None) -> None:
         super().__init__(message)
@@ -147,7 +149,7 @@ class InvocationError(FogbankError):
         self.reason = reason
 
     def body(self) -> dict[str, str]:
-        doc = {"Type": "User" if self.status < 500 else "Service", "message": self.message}
+        doc = {"Type": "User" if self.status < 500 else "Service", self.message_key: self.message}
         if self.reason:
             doc["Reason"] = self.reason
         return doc
@@ -159,31 +161,37 @@ class ResourceNotFound(InvocationError):
 
 
 class TooManyRequests(InvocationError):
+    message_key = "message"
     status = 429
     error_type = "TooManyRequestsException"
 
 
 class RequestTooLarge(InvocationError):
+    message_key = "message"
     status = 413
     error_type = "RequestEntityTooLargeException"
 
 
 class InvalidRequestContent(InvocationError):
+    message_key = "message"
     status = 400
     error_type = "InvalidRequestContentException"
 
 
 class InvalidParameterValue(InvocationError):
+    message_key = "message"
     status = 400
     error_type = "InvalidParameterValueException"
 
 
 class UnsupportedMediaType(InvocationError):
+    message_key = "message"
     status = 415
     error_type = "UnsupportedMediaTypeException"
 
 
 class ResponseTooLarge(InvocationError):
+    message_key = "message"
     status = 413
     error_type = "RequestEntityTooLargeException"
 
