@@ -147,7 +147,9 @@ def main() -> None:
         )
     base_p50 = pct(base, 0.5)
     print(f"cold p50 / python -c pass p50 = {pct(cold, 0.5) / base_p50:.3f}")
-    print(json.dumps({"cold_p50": pct(cold, 0.5), "warm_p50": pct(warm, 0.5), "base_p50": base_p50}))
+    print(
+        json.dumps({"cold_p50": pct(cold, 0.5), "warm_p50": pct(warm, 0.5), "base_p50": base_p50})
+    )
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -24,7 +24,7 @@ from fogbank.store import SqliteEventQueue
 log = logging.getLogger("fogbank")
 
 # In-flight requests get this long to finish on shutdown before they are cancelled.
-SHUTDOWN_GRACE_S = 10.0
+SHUTDOWN_GRACE_S = 10
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -42,6 +42,14 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _QuietServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to the node (which stops it in order)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 class _Server:
     """One uvicorn server on a socket we bound ourselves (so port 0 works and errors are ours)."""
 
@@ -56,9 +64,7 @@ class _Server:
             log_level="warning",
             timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
         )
-        self.server = uvicorn.Server(config)
-        # The node owns signal handling: uvicorn must not install its own.
-        self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self.server = _QuietServer(config)
         self.task: asyncio.Task[None] | None = None
 
     @property

@@ -61,7 +61,11 @@ class Harness:
         fn_kw = {k: v for k, v in kwargs.items() if k not in extra}
         code = write_code(self.root, name, {"app.py": source})
         cfg = FunctionConfig(
-            name=name, runtime="python3.11", handler=handler, code_dir=code, **extra  # type: ignore[arg-type]
+            name=name,
+            runtime="python3.11",
+            handler=handler,
+            code_dir=code,
+            **extra,  # type: ignore[arg-type]
         )
         fn = Function(latest=cfg, **fn_kw)  # type: ignore[arg-type]
         self.deploy(fn)

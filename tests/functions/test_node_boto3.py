@@ -62,7 +62,9 @@ def _functions(root: Path) -> list[Function]:
     code = write_code(root, "echo", {"app.py": HANDLER})
     rec = write_code(root, "recorder", {"app.py": RECORDER})
     flaky = write_code(root, "flaky", {"app.py": FLAKY})
-    echo_cfg = FunctionConfig(name="echo", runtime="python3.12", handler="app.handler", code_dir=code)
+    echo_cfg = FunctionConfig(
+        name="echo", runtime="python3.12", handler="app.handler", code_dir=code
+    )
     rec_arn = "arn:aws:lambda:us-east-1:123456789012:function:recorder"
     return [
         Function(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fogbank.functions._types import InvalidParameterValue, TooManyRequests
+from fogbank.functions._types import InvalidParameterValue, InvokeResult, TooManyRequests
 from fogbank.model import Layer, TenancyMode
 
 from .conftest import Harness, write_code
@@ -112,10 +112,13 @@ async def test_log_lines(harness: Harness) -> None:
     assert lines[3] == f"END RequestId: {rid}"
     report = lines[4].split("\t")
     assert report[0] == f"REPORT RequestId: {rid}"
-    assert report[1].startswith("Duration: ") and report[1].endswith(" ms")
-    assert report[2].startswith("Billed Duration: ") and report[2].endswith(" ms")
+    assert report[1].startswith("Duration: ")
+    assert report[1].endswith(" ms")
+    assert report[2].startswith("Billed Duration: ")
+    assert report[2].endswith(" ms")
     assert report[3] == "Memory Size: 128 MB"
-    assert report[4].startswith("Max Memory Used: ") and report[4].endswith(" MB")
+    assert report[4].startswith("Max Memory Used: ")
+    assert report[4].endswith(" MB")
     assert report[5].startswith("Init Duration: ")
     stored = harness.invoker.logs.path("logs").read_bytes()
     assert stored == result.log
@@ -124,19 +127,48 @@ async def test_log_lines(harness: Harness) -> None:
 @pytest.mark.parametrize(
     ("files", "handler", "error_type", "message"),
     [
-        ({"app.py": "def handler(e, c): return 1\n"}, "apphandler", "Runtime.MalformedHandlerName",
-         "Bad handler 'apphandler': not enough values to unpack (expected 2, got 1)"),
-        ({"app.py": "import not_a_module_anywhere\n"}, "app.handler", "Runtime.ImportModuleError",
-         "Unable to import module 'app': No module named 'not_a_module_anywhere'"),
-        ({}, "missing.handler", "Runtime.ImportModuleError",
-         "Unable to import module 'missing': No module named 'missing'"),
-        ({"app.py": "def handler(e, c) return 1\n"}, "app.handler", "Runtime.UserCodeSyntaxError",
-         "Syntax error in module 'app': expected ':' (app.py, line 1)"),
-        ({"app.py": "def other(e, c): return 1\n"}, "app.handler", "Runtime.HandlerNotFound",
-         "Handler 'handler' missing on module 'app'"),
-        ({"app.py": "def handler(e, c): return {1, 2}\n"}, "app.handler", "Runtime.MarshalError",
-         "Unable to marshal response: Object of type set is not JSON serializable"),
-        ({"app.py": "raise RuntimeError('init boom')\n"}, "app.handler", "RuntimeError", "init boom"),
+        (
+            {"app.py": "def handler(e, c): return 1\n"},
+            "apphandler",
+            "Runtime.MalformedHandlerName",
+            "Bad handler 'apphandler': not enough values to unpack (expected 2, got 1)",
+        ),
+        (
+            {"app.py": "import not_a_module_anywhere\n"},
+            "app.handler",
+            "Runtime.ImportModuleError",
+            "Unable to import module 'app': No module named 'not_a_module_anywhere'",
+        ),
+        (
+            {},
+            "missing.handler",
+            "Runtime.ImportModuleError",
+            "Unable to import module 'missing': No module named 'missing'",
+        ),
+        (
+            {"app.py": "def handler(e, c) return 1\n"},
+            "app.handler",
+            "Runtime.UserCodeSyntaxError",
+            "Syntax error in module 'app': expected ':' (app.py, line 1)",
+        ),
+        (
+            {"app.py": "def other(e, c): return 1\n"},
+            "app.handler",
+            "Runtime.HandlerNotFound",
+            "Handler 'handler' missing on module 'app'",
+        ),
+        (
+            {"app.py": "def handler(e, c): return {1, 2}\n"},
+            "app.handler",
+            "Runtime.MarshalError",
+            "Unable to marshal response: Object of type set is not JSON serializable",
+        ),
+        (
+            {"app.py": "raise RuntimeError('init boom')\n"},
+            "app.handler",
+            "RuntimeError",
+            "init boom",
+        ),
     ],
 )
 async def test_handler_loading_errors(
@@ -313,7 +345,7 @@ async def test_private_tmp_per_environment(harness: Harness) -> None:
     )
     assert json.loads(a.payload) == [["marker"], "a"]
     assert json.loads(b.payload) == [["marker"], "b"]
-    assert not Path("/tmp/marker").exists()
+    assert not Path("/tmp/marker").exists()  # noqa: ASYNC240 (one stat, after the fact)
 
 
 async def test_tenant_isolation(harness: Harness) -> None:
@@ -360,7 +392,7 @@ async def test_streaming_handler_sends_chunks_as_produced(harness: Harness) -> N
         """,
     )
     received: list[tuple[bytes, bool]] = []
-    task: asyncio.Task[object]
+    task: asyncio.Task[InvokeResult]
 
     async def sink(chunk: bytes) -> None:
         received.append((chunk, task.done()))

@@ -22,7 +22,10 @@ app = typer.Typer(
 )
 
 TemplateOpt = Annotated[
-    Path | None, typer.Option("--template", "-t", help="SAM template (default: ./template.yaml, else the demo).")
+    Path | None,
+    typer.Option(
+        "--template", "-t", help="SAM template (default: ./template.yaml, else the demo)."
+    ),
 ]
 StateDirOpt = Annotated[
     Path, typer.Option("--state-dir", help="Where logs and durable state live.")
@@ -33,7 +36,9 @@ OverridesOpt = Annotated[
 ]
 RuntimeOpt = Annotated[
     list[str] | None,
-    typer.Option("--runtime", help="Map a runtime to an interpreter: python3.12=/usr/bin/python3.12."),
+    typer.Option(
+        "--runtime", help="Map a runtime to an interpreter: python3.12=/usr/bin/python3.12."
+    ),
 ]
 
 
@@ -61,7 +66,9 @@ def up(
         list[str] | None, typer.Option(help="Module every environment starts with (repeatable).")
     ] = None,
     max_environments: Annotated[int, typer.Option(help="Node-wide concurrency limit.")] = 64,
-    idle_timeout: Annotated[float, typer.Option(help="Seconds before an idle environment stops.")] = 300.0,
+    idle_timeout: Annotated[
+        float, typer.Option(help="Seconds before an idle environment stops.")
+    ] = 300.0,
 ) -> None:
     """Serve the application until Ctrl-C or SIGTERM."""
     try:
@@ -82,7 +89,9 @@ def up(
 
 @app.command()
 def invoke(
-    function: Annotated[str, typer.Argument(help="Function name or logical id, optionally NAME:QUALIFIER.")],
+    function: Annotated[
+        str, typer.Argument(help="Function name or logical id, optionally NAME:QUALIFIER.")
+    ],
     template: TemplateOpt = None,
     event: Annotated[
         str | None, typer.Option("--event", "-e", help="Event JSON file, or - for stdin.")
@@ -90,7 +99,9 @@ def invoke(
     parameter_overrides: OverridesOpt = None,
     state_dir: StateDirOpt = Path(".fogbank"),
     runtime: RuntimeOpt = None,
-    tenant_id: Annotated[str | None, typer.Option(help="Tenant id for PER_TENANT functions.")] = None,
+    tenant_id: Annotated[
+        str | None, typer.Option(help="Tenant id for PER_TENANT functions.")
+    ] = None,
 ) -> None:
     """Invoke a function once: the result on stdout, its log on stderr."""
     try:
@@ -107,7 +118,9 @@ def invoke(
         config = NodeConfig(
             state_dir=state_dir, functions=_functions_config(runtime, None, 64, 300.0)
         )
-        application = load_app(path, parse_pairs(parameter_overrides or [], "--parameter-overrides"))
+        application = load_app(
+            path, parse_pairs(parameter_overrides or [], "--parameter-overrides")
+        )
         raise typer.Exit(_invoke.run(config, application, function, payload, tenant_id))
     except FogbankError as exc:
         fail(str(exc))
@@ -116,7 +129,9 @@ def invoke(
 @app.command()
 def logs(
     function: Annotated[str, typer.Argument(help="Function name.")],
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
+    ] = False,
     state_dir: StateDirOpt = Path(".fogbank"),
 ) -> None:
     """Print a function's log (START/END/REPORT lines and everything it printed)."""

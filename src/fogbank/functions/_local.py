@@ -102,14 +102,16 @@ class LocalInvoker:
                 await self._zygote(cfg)
         for fn in app.functions.values():
             for qualifier, count in fn.provisioned_concurrency.items():
-                version = fn.aliases[qualifier].function_version if qualifier in fn.aliases else qualifier
-                cfg = fn.config(version)
-                if cfg is None:
+                version = (
+                    fn.aliases[qualifier].function_version if qualifier in fn.aliases else qualifier
+                )
+                target = fn.config(version)
+                if target is None:
                     continue
-                pool = self._pools.setdefault((fn.name, cfg.version, None), _Pool())
+                pool = self._pools.setdefault((fn.name, target.version, None), _Pool())
                 have = sum(1 for env in pool.idle if env.env_id in self._provisioned)
                 for _ in range(count - have):
-                    env = await self._create(cfg, None, InitType.PROVISIONED)
+                    env = await self._create(target, None, InitType.PROVISIONED)
                     self._provisioned.add(env.env_id)
                     pool.idle.insert(0, env)
 

@@ -30,7 +30,9 @@ def error_payload(error_type: str, message: str) -> bytes:
 
 
 def timeout_result(invocation: Invocation, timeout_s: int, output: bytes) -> EnvResult:
-    message = f"RequestId: {invocation.request_id} Error: Task timed out after {timeout_s:.2f} seconds"
+    message = (
+        f"RequestId: {invocation.request_id} Error: Task timed out after {timeout_s:.2f} seconds"
+    )
     return EnvResult(
         payload=error_payload("Sandbox.Timedout", message),
         error_type="Sandbox.Timedout",
@@ -138,9 +140,7 @@ class PythonEnvironment:
         if self._forked is None:
             return None
         try:
-            return await asyncio.wait_for(
-                asyncio.shield(self._forked.exited), _EXIT_STATUS_WAIT_S
-            )
+            return await asyncio.wait_for(asyncio.shield(self._forked.exited), _EXIT_STATUS_WAIT_S)
         except TimeoutError:
             return None
 
@@ -249,6 +249,8 @@ class PythonEnvironment:
             return
         self.kill()
         self.state = EnvState.DEAD
+        # Wait until the zygote has reaped it, so a stopped environment is really gone.
+        await self._exit_status()
         if self._writer is not None:
             self._writer.close()
         if self._forked is not None and self._forked.log_fd >= 0:

@@ -132,7 +132,9 @@ class InvokeResult:
 class Invoker(Protocol):
     """How the gateway and the APIs reach functions; local pools, in-memory, or a remote node."""
 
-    async def invoke(self, request: InvokeRequest, sink: ChunkSink | None = None) -> InvokeResult: ...
+    async def invoke(
+        self, request: InvokeRequest, sink: ChunkSink | None = None
+    ) -> InvokeResult: ...
 
 
 class InvocationError(FogbankError):

@@ -22,6 +22,9 @@ from fogbank.functions._fogbank_runtime import protocol
 log = logging.getLogger("fogbank.functions")
 
 RUNTIME_PARENT = str(Path(__file__).parent)
+# An interpreter with heavy preloads can take seconds; a fork answers in milliseconds.
+START_TIMEOUT_S = 60.0
+FORK_TIMEOUT_S = 10.0
 
 _LAUNCHER = (
     "import sys, json; sys.path.insert(0, sys.argv[3]); "
@@ -88,7 +91,7 @@ class Zygote:
     def alive(self) -> bool:
         return self._proc is not None and self._proc.returncode is None
 
-    async def start(self, timeout: float = 30.0) -> None:
+    async def start(self) -> None:
         loop = asyncio.get_running_loop()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         options = json.dumps({"layer_paths": self.layer_paths, "preload": self.preload})
@@ -114,7 +117,7 @@ class Zygote:
         self._ready = loop.create_future()
         loop.add_reader(ours.fileno(), self._on_readable)
         try:
-            await asyncio.wait_for(asyncio.shield(self._ready), timeout)
+            await asyncio.wait_for(asyncio.shield(self._ready), START_TIMEOUT_S)
         except (TimeoutError, EOFError) as exc:
             await self.stop()
             raise ZygoteError(f"zygote for {self.interpreter} did not start: {exc!r}") from exc
@@ -175,7 +178,7 @@ class Zygote:
                 exit_fut.set_result({"signal": 9})
         self._exits.clear()
 
-    async def fork(self, spec: dict[str, Any], timeout: float = 10.0) -> Forked:
+    async def fork(self, spec: dict[str, Any]) -> Forked:
         """Fork one environment that will run `spec` (see `environment.serve`)."""
         if self._sock is None or not self.alive:
             raise ZygoteError("zygote is not running")
@@ -192,7 +195,7 @@ class Zygote:
         try:
             async with self._lock:
                 await self._send_with_fds(frame, fds)
-            pid, exited = await asyncio.wait_for(fut, timeout)
+            pid, exited = await asyncio.wait_for(fut, FORK_TIMEOUT_S)
         except BaseException:
             self._pending.pop(req_id, None)
             ours.close()

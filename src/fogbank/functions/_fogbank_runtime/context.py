@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Any, Dict, Optional
+from typing import Any
 
 
 class CognitoIdentity:
@@ -13,7 +13,7 @@ class CognitoIdentity:
 
     __slots__ = ("cognito_identity_id", "cognito_identity_pool_id")
 
-    def __init__(self, doc: Optional[Dict[str, Any]] = None) -> None:
+    def __init__(self, doc: dict[str, Any] | None = None) -> None:
         doc = doc or {}
         self.cognito_identity_id = doc.get("cognitoIdentityId")
         self.cognito_identity_pool_id = doc.get("cognitoIdentityPoolId")
@@ -28,7 +28,7 @@ class CognitoIdentity:
 class Client:
     """`context.client_context.client`: the mobile SDK's client description."""
 
-    def __init__(self, doc: Dict[str, Any]) -> None:
+    def __init__(self, doc: dict[str, Any]) -> None:
         self.installation_id = doc.get("installation_id")
         self.app_title = doc.get("app_title")
         self.app_version_name = doc.get("app_version_name")
@@ -39,7 +39,7 @@ class Client:
 class ClientContext:
     """`context.client_context`, built from the base64 JSON the caller sent in `ClientContext`."""
 
-    def __init__(self, doc: Dict[str, Any]) -> None:
+    def __init__(self, doc: dict[str, Any]) -> None:
         client = doc.get("client")
         self.client = Client(client) if isinstance(client, dict) else None
         self.custom = doc.get("custom")
@@ -54,9 +54,9 @@ class LambdaContext:
         request_id: str,
         deadline_ms: int,
         invoked_function_arn: str,
-        client_context: Optional[str] = None,
-        cognito_identity: Optional[str] = None,
-        tenant_id: Optional[str] = None,
+        client_context: str | None = None,
+        cognito_identity: str | None = None,
+        tenant_id: str | None = None,
     ) -> None:
         env = os.environ
         self.aws_request_id = request_id

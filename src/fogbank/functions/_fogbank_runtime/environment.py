@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import logging
@@ -11,7 +12,7 @@ import socket
 import sys
 import tempfile
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from . import protocol
 from .context import LambdaContext
@@ -84,12 +85,12 @@ def _setup_logging(filt: _RequestIdFilter) -> None:
         root.setLevel(level.upper())
 
 
-def _apply(spec: Dict[str, Any]) -> None:
+def _apply(spec: dict[str, Any]) -> None:
     os.environ.clear()
     os.environ.update(spec["env"])
     code_dir = spec["code_dir"]
     os.chdir(code_dir)
-    base: List[str] = [p for p in sys.path if p not in spec["layer_paths"]]
+    base: list[str] = [p for p in sys.path if p not in spec["layer_paths"]]
     sys.path[:] = [code_dir, *spec["layer_paths"], *base]
     tempfile.tempdir = None
     if spec.get("private_tmp") and not any(_under_tmp(p) for p in sys.path if p):
@@ -108,18 +109,16 @@ def _max_memory_mb() -> int:
 
 def _flush() -> None:
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(OSError, ValueError):
             stream.flush()
-        except (OSError, ValueError):
-            pass
 
 
 class _Runner:
-    def __init__(self, sock: socket.socket, spec: Dict[str, Any]) -> None:
+    def __init__(self, sock: socket.socket, spec: dict[str, Any]) -> None:
         self.sock = sock
         self.memory_mb = int(spec["env"].get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"))
         self.filter = _RequestIdFilter()
-        self.handler: Optional[Handler] = None
+        self.handler: Handler | None = None
 
     def init(self, handler_spec: str) -> None:
         _setup_logging(self.filter)
@@ -136,12 +135,12 @@ class _Runner:
         init_ms = (time.perf_counter() - started) * 1000
         protocol.send_frame(self.sock, protocol.READY, {"init_ms": init_ms})
 
-    def invoke(self, head: Dict[str, Any], body: bytes) -> None:
+    def invoke(self, head: dict[str, Any], body: bytes) -> None:
         request_id = head["id"]
         self.filter.request_id = request_id
         os.environ["_X_AMZN_TRACE_ID"] = head.get("trace", "")
         assert self.handler is not None
-        error_type: Optional[str] = None
+        error_type: str | None = None
         streamed = False
         started = time.perf_counter()
         try:
@@ -185,7 +184,7 @@ class _Runner:
                 + str(self.memory_mb).encode()
                 + b' MB exceeded)"}'
             )
-        header: Dict[str, Any] = {"ms": duration_ms, "mem": used}
+        header: dict[str, Any] = {"ms": duration_ms, "mem": used}
         if error_type:
             header["error"] = error_type
         if streamed:
@@ -197,7 +196,7 @@ class _Runner:
             os._exit(137)
 
 
-def serve(sock_fd: int, log_fd: int, spec: Dict[str, Any]) -> None:
+def serve(sock_fd: int, log_fd: int, spec: dict[str, Any]) -> None:
     """Run forever in a freshly forked child; never returns."""
     try:
         os.dup2(log_fd, 1)

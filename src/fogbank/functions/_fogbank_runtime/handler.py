@@ -9,7 +9,8 @@ import math
 import os
 import sys
 import traceback
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from collections.abc import Callable, Iterator
+from typing import Any
 
 Handler = Callable[[Any, Any], Any]
 
@@ -20,7 +21,7 @@ ERROR_LOG_INDENT = "\u00a0"
 class Fault(Exception):
     """An error the runtime reports under one of Lambda's `Runtime.*` error types."""
 
-    def __init__(self, error_type: str, message: str, trace: Optional[List[str]] = None) -> None:
+    def __init__(self, error_type: str, message: str, trace: list[str] | None = None) -> None:
         super().__init__(message)
         self.error_type = error_type
         self.message = message
@@ -120,8 +121,8 @@ def iterate(result: Any) -> Iterator[bytes]:
 
 
 def error_document(
-    exc: BaseException, request_id: Optional[str] = None
-) -> Tuple[str, Dict[str, Any]]:
+    exc: BaseException, request_id: str | None = None
+) -> tuple[str, dict[str, Any]]:
     """The `{errorMessage, errorType, requestId, stackTrace}` document for a failure."""
     if isinstance(exc, Fault):
         error_type, message, trace = exc.error_type, exc.message, exc.trace
@@ -131,14 +132,14 @@ def error_document(
         while frames and RUNTIME_FILE_MARK in frames[0].filename:
             frames = traceback.StackSummary.from_list(frames[1:])
         error_type, message, trace = type(exc).__name__, str(exc), traceback.format_list(frames)
-    doc: Dict[str, Any] = {"errorMessage": message, "errorType": error_type}
+    doc: dict[str, Any] = {"errorMessage": message, "errorType": error_type}
     if request_id is not None:
         doc["requestId"] = request_id
     doc["stackTrace"] = trace
     return error_type, doc
 
 
-def error_log_text(doc: Dict[str, Any]) -> str:
+def error_log_text(doc: dict[str, Any]) -> str:
     """The `[ERROR] Type: message` block the official runtime writes to the log."""
     lines = [f"[ERROR] {doc['errorType']}: {doc['errorMessage']}"]
     trace = doc.get("stackTrace")

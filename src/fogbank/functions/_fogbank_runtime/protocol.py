@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import socket
 import struct
-from typing import Any, Dict, Optional, Tuple
+from typing import Any
 
 PRELUDE = struct.Struct("!BII")
 
@@ -26,10 +26,10 @@ RESULT = 8
 # front -> environment
 INVOKE = 6
 
-Header = Dict[str, Any]
+Header = dict[str, Any]
 
 
-def pack(kind: int, header: Optional[Header] = None, body: bytes = b"") -> bytes:
+def pack(kind: int, header: Header | None = None, body: bytes = b"") -> bytes:
     head = json.dumps(header, separators=(",", ":")).encode() if header else b""
     return PRELUDE.pack(kind, len(head), len(body)) + head + body
 
@@ -57,7 +57,7 @@ def _recv_exact(sock: socket.socket, size: int) -> bytes:
     return bytes(buf)
 
 
-def recv_frame(sock: socket.socket) -> Tuple[int, Header, bytes]:
+def recv_frame(sock: socket.socket) -> tuple[int, Header, bytes]:
     """Read one frame, blocking. Raises EOFError when the peer is gone."""
     kind, head_len, body_len = PRELUDE.unpack(_recv_exact(sock, PRELUDE.size))
     head = _recv_exact(sock, head_len)
@@ -65,6 +65,6 @@ def recv_frame(sock: socket.socket) -> Tuple[int, Header, bytes]:
 
 
 def send_frame(
-    sock: socket.socket, kind: int, header: Optional[Header] = None, body: bytes = b""
+    sock: socket.socket, kind: int, header: Header | None = None, body: bytes = b""
 ) -> None:
     sock.sendall(pack(kind, header, body))

@@ -7,6 +7,7 @@ already in memory (copy-on-write), which is what makes a cold start cost millise
 from __future__ import annotations
 
 import array
+import contextlib
 import importlib
 import json
 import os
@@ -14,7 +15,6 @@ import select
 import signal
 import socket
 import sys
-from typing import Dict, List, Tuple
 
 from . import protocol
 
@@ -27,7 +27,7 @@ class _Channel:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.buf = bytearray()
-        self.fds: List[int] = []
+        self.fds: list[int] = []
 
     def fill(self) -> None:
         fds = array.array("i")
@@ -42,7 +42,7 @@ class _Channel:
         self.fds.extend(fds)
         self.buf += data
 
-    def frames(self) -> List[Tuple[int, protocol.Header, bytes]]:
+    def frames(self) -> list[tuple[int, protocol.Header, bytes]]:
         out = []
         size = protocol.PRELUDE.size
         while len(self.buf) >= size:
@@ -57,13 +57,15 @@ class _Channel:
         return out
 
 
-def _exit_status(status: int) -> Dict[str, int]:
+def _exit_status(status: int) -> dict[str, int]:
     if os.WIFSIGNALED(status):
         return {"signal": os.WTERMSIG(status)}
     return {"code": os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1}
 
 
-def _fork(ctl: socket.socket, wake_fds: Tuple[int, int], spec: Dict[str, object], fds: List[int]) -> int:
+def _fork(
+    ctl: socket.socket, wake_fds: tuple[int, int], spec: dict[str, object], fds: list[int]
+) -> int:
     pid = os.fork()
     if pid:
         for fd in fds:
@@ -86,7 +88,7 @@ def _fork(ctl: socket.socket, wake_fds: Tuple[int, int], spec: Dict[str, object]
         os._exit(1)
 
 
-def main(ctl_fd: int, options: Dict[str, object]) -> None:
+def main(ctl_fd: int, options: dict[str, object]) -> None:
     # The launcher put our own parent directory first on sys.path; the handler must not see it.
     runtime_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) != runtime_parent]
@@ -108,7 +110,7 @@ def main(ctl_fd: int, options: Dict[str, object]) -> None:
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    children: Dict[int, bool] = {}
+    children: dict[int, bool] = {}
     protocol.send_frame(ctl, protocol.READY, {"pid": os.getpid(), "python": sys.version.split()[0]})
     try:
         while True:
@@ -141,10 +143,8 @@ def main(ctl_fd: int, options: Dict[str, object]) -> None:
         pass
     finally:
         for pid in list(children):
-            try:
+            with contextlib.suppress(OSError):
                 os.killpg(pid, signal.SIGKILL)
-            except OSError:
-                pass
         os._exit(0)
 
 
