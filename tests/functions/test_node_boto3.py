@@ -19,7 +19,15 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from fogbank.config import FunctionsConfig, NodeConfig
-from fogbank.model import Alias, App, Destination, EventInvokeConfig, Function, FunctionConfig
+from fogbank.model import (
+    Alias,
+    App,
+    Destination,
+    EventInvokeConfig,
+    Function,
+    FunctionConfig,
+    TenancyMode,
+)
 
 from ..conftest import NodeThread
 from .conftest import write_code
@@ -32,7 +40,13 @@ def handler(event, context):
         raise RuntimeError("asked to fail")
     time.sleep(event.get("hold", 0))
     print("handled", json.dumps(event))
-    return {"echo": event, "version": context.function_version, "tenant": context.tenant_id}
+    cc = context.client_context
+    return {
+        "echo": event,
+        "version": context.function_version,
+        "tenant": context.tenant_id,
+        "custom": cc.custom if cc else None,
+    }
 """
 
 RECORDER = """
@@ -72,6 +86,12 @@ def _functions(root: Path) -> list[Function]:
             versions={"1": echo_cfg.published("1"), "2": echo_cfg.published("2")},
             aliases={"live": Alias("live", "1", {"2": 0.25})},
             logical_id="EchoFunction",
+        ),
+        Function(
+            latest=FunctionConfig(
+                name="tenanted", runtime="python3.12", handler="app.handler", code_dir=code
+            ),
+            tenancy=TenancyMode.PER_TENANT,
         ),
         Function(
             latest=FunctionConfig(
@@ -178,6 +198,7 @@ def test_invoke_sync_signed_and_unsigned(node: NodeThread) -> None:
             "echo": {"n": 1},
             "version": "$LATEST",
             "tenant": None,
+            "custom": None,
         }
 
 
@@ -207,6 +228,17 @@ def test_function_error(node: NodeThread) -> None:
     assert doc["errorMessage"] == "asked to fail"
     assert isinstance(doc["stackTrace"], list)
     assert doc["requestId"] == resp["ResponseMetadata"]["RequestId"]
+
+
+def test_client_context_and_tenant(node: NodeThread) -> None:
+    client = _client(node.url)
+    context = base64.b64encode(json.dumps({"custom": {"cart": "42"}}).encode()).decode()
+    resp = client.invoke(FunctionName="echo", ClientContext=context, Payload=b"{}")
+    assert json.loads(resp["Payload"].read())["custom"] == {"cart": "42"}
+    resp = client.invoke(FunctionName="tenanted", TenantId="tenant-a", Payload=b"{}")
+    assert json.loads(resp["Payload"].read())["tenant"] == "tenant-a"
+    with pytest.raises(client.exceptions.InvalidParameterValueException):
+        client.invoke(FunctionName="tenanted", Payload=b"{}")
 
 
 def test_dry_run(node: NodeThread) -> None:

@@ -147,6 +147,9 @@ class LocalInvoker:
                 result = await env.invoke(invocation, sink)
             finally:
                 self._busy.discard(env)
+            if env.env_id in self._provisioned:
+                # Its init ran ahead of time, outside any invocation: Lambda reports none.
+                result.init_duration_ms = None
             self._release(request.config, tenant, env, result)
         finally:
             self._in_flight[fn.name] -= 1
