@@ -6,6 +6,8 @@ import asyncio
 import sys
 import uuid
 
+import orjson
+
 from fogbank.config import NodeConfig
 from fogbank.functions._local import LocalInvoker
 from fogbank.functions._resolve import resolve
@@ -36,6 +38,11 @@ async def invoke_once(
 
 def run(config: NodeConfig, app: App, name: str, payload: bytes, tenant_id: str | None) -> int:
     """Print the result on stdout and the log on stderr; 1 on a function error."""
+    try:
+        orjson.loads(payload or b"{}")
+    except orjson.JSONDecodeError as exc:
+        sys.stderr.write(f"error: the event is not valid JSON: {exc}\n")
+        return 2
     try:
         result = asyncio.run(invoke_once(config, app, name, payload, tenant_id))
     except InvocationError as exc:
