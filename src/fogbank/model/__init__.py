@@ -14,6 +14,7 @@ from fogbank.model._function import (
     Layer,
     TenancyMode,
 )
+from fogbank.model._template import load_template
 
 __all__ = [
     "CUSTOM_RUNTIMES",
@@ -31,4 +32,5 @@ __all__ = [
     "Identity",
     "Layer",
     "TenancyMode",
+    "load_template",
 ]
