@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -388,3 +389,56 @@ def test_async_queue_survives_restart(root: Path) -> None:
         assert record["requestContext"]["approximateInvokeCount"] == 2
     finally:
         second.stop()
+
+
+AWSLAMBDARIC_APP = """
+import os
+
+def handler(event, context):
+    if event.get("fail"):
+        raise ValueError("custom runtime failure")
+    print("ric handled", event)
+    return {"echo": event, "function": context.function_name, "memory": context.memory_limit_in_mb}
+"""
+
+
+@pytest.fixture
+def ric_node(root: Path) -> Iterator[NodeThread]:
+    code = write_code(root, "ric", {"app.py": AWSLAMBDARIC_APP})
+    bootstrap = code / "bootstrap"
+    bootstrap.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m awslambdaric app.handler\n')
+    bootstrap.chmod(0o755)
+    fn = Function(
+        latest=FunctionConfig(
+            name="ric", runtime="provided.al2023", handler="app.handler", code_dir=code
+        )
+    )
+    thread = NodeThread(_config(root), App.build([fn])).start()
+    yield thread
+    thread.stop()
+
+
+def test_awslambdaric_bootstrap_sync_invoke(ric_node: NodeThread) -> None:
+    client = _client(ric_node.url)
+    resp = client.invoke(FunctionName="ric", Payload=b'{"a": 1}', LogType="Tail")
+    assert resp["StatusCode"] == 200
+    assert "FunctionError" not in resp
+    assert json.loads(resp["Payload"].read()) == {
+        "echo": {"a": 1},
+        "function": "ric",
+        "memory": "128",
+    }
+    log = base64.b64decode(resp["LogResult"]).decode()
+    assert "ric handled {'a': 1}" in log
+    assert "Init Duration" in log
+    again = client.invoke(FunctionName="ric", Payload=b'{"a": 2}', LogType="Tail")
+    assert "Init Duration" not in base64.b64decode(again["LogResult"]).decode()
+
+
+def test_awslambdaric_bootstrap_function_error(ric_node: NodeThread) -> None:
+    resp = _client(ric_node.url).invoke(FunctionName="ric", Payload=b'{"fail": true}')
+    assert resp["FunctionError"] == "Unhandled"
+    doc = json.loads(resp["Payload"].read())
+    assert doc["errorType"] == "ValueError"
+    assert doc["errorMessage"] == "custom runtime failure"
+    assert isinstance(doc["stackTrace"], list)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from fogbank.config import NodeConfig
+from fogbank.functions._custom import CustomEnvironment
 from fogbank.functions._envvars import environment_for
 from fogbank.functions._layers import layer_set_key, merge_layers, python_paths
 from fogbank.functions._logs import LogStore, invocation_log
@@ -112,6 +113,8 @@ class LocalInvoker:
                 have = sum(1 for env in pool.idle if env.env_id in self._provisioned)
                 for _ in range(count - have):
                     env = await self._create(target, None, InitType.PROVISIONED)
+                    if isinstance(env, CustomEnvironment):
+                        await env.wait_ready()
                     self._provisioned.add(env.env_id)
                     pool.idle.insert(0, env)
 
@@ -230,6 +233,17 @@ class LocalInvoker:
         self, cfg: FunctionConfig, tenant: str | None, init_type: InitType
     ) -> ExecutionEnvironment:
         env_id = uuid.uuid4().hex
+        if not cfg.is_python:
+            custom = CustomEnvironment(
+                cfg,
+                identity=self.config.identity,
+                run_dir=self.config.run_dir,
+                env_id=env_id,
+                tenant_id=tenant,
+                init_type=init_type,
+            )
+            await custom.start()
+            return custom
         tmp_dir = self.config.run_dir / "tmp" / env_id
         layer_root = merge_layers(cfg.layers, self.config.run_dir / "layers")
         variables = environment_for(
@@ -240,8 +254,6 @@ class LocalInvoker:
             layer_root=layer_root,
             tmp_dir=tmp_dir,
         )
-        if not cfg.is_python:
-            return await self._create_custom(cfg, tenant, init_type, env_id, tmp_dir)
         zygote = await self._zygote(cfg)
         env = PythonEnvironment(
             cfg,
@@ -254,16 +266,6 @@ class LocalInvoker:
         )
         await env.start()
         return env
-
-    async def _create_custom(
-        self,
-        cfg: FunctionConfig,
-        tenant: str | None,
-        init_type: InitType,
-        env_id: str,
-        tmp_dir: object,
-    ) -> ExecutionEnvironment:
-        raise NotImplementedError("custom runtimes are wired in by the runtime API module")
 
     async def _zygote(self, cfg: FunctionConfig) -> Zygote:
         interpreter = self.fconfig.interpreter_for(cfg.runtime)
