@@ -404,3 +404,49 @@ async def test_streaming_handler_sends_chunks_as_produced(harness: Harness) -> N
     assert result.streamed
     buffered = await harness.invoke("streamer")
     assert buffered.payload == b"chunk0;chunk1;chunk2;"
+
+
+def _find_interpreter(name: str) -> str | None:
+    """A working `python3.X` on PATH or in pyenv's standard place (shims that fail don't count)."""
+    import glob
+    import shutil
+    import subprocess
+
+    candidates = [shutil.which(name)]
+    candidates += sorted(glob.glob(str(Path.home() / ".pyenv" / "versions" / "*" / "bin" / name)))
+    for candidate in candidates:
+        if (
+            candidate
+            and subprocess.run([candidate, "-c", "pass"], capture_output=True).returncode == 0
+        ):
+            return candidate
+    return None
+
+
+@pytest.mark.parametrize("runtime", ["python3.9", "python3.13"])
+async def test_runtime_mapped_to_another_interpreter(code_root: Path, runtime: str) -> None:
+    interpreter = _find_interpreter(runtime)
+    if interpreter is None:
+        pytest.skip(f"no {runtime} interpreter on this machine")
+    h = Harness(code_root, interpreters={runtime: interpreter})
+    await h.invoker.start()
+    try:
+        code = write_code(
+            code_root,
+            "versioned",
+            {"app.py": "import sys\ndef handler(e, c):\n    return list(sys.version_info[:2])\n"},
+        )
+        from fogbank.model import Function, FunctionConfig
+
+        h.deploy(
+            Function(
+                latest=FunctionConfig(
+                    name="versioned", runtime=runtime, handler="app.handler", code_dir=code
+                )
+            )
+        )
+        result = await h.invoke("versioned")
+        assert result.function_error is None, result.payload
+        assert json.loads(result.payload) == [3, int(runtime.removeprefix("python3."))]
+    finally:
+        await h.invoker.stop()

@@ -120,9 +120,7 @@ def iterate(result: Any) -> Iterator[bytes]:
             yield chunk_bytes(item)
 
 
-def error_document(
-    exc: BaseException, request_id: str | None = None
-) -> tuple[str, dict[str, Any]]:
+def error_document(exc: BaseException, request_id: str | None = None) -> tuple[str, dict[str, Any]]:
     """The `{errorMessage, errorType, requestId, stackTrace}` document for a failure."""
     if isinstance(exc, Fault):
         error_type, message, trace = exc.error_type, exc.message, exc.trace

@@ -9,4 +9,8 @@ def greeting(name: str) -> str:
 
 
 def response(body: object, status: int = 200) -> dict:
-    return {"statusCode": status, "headers": {"content-type": "application/json"}, "body": json.dumps(body)}
+    return {
+        "statusCode": status,
+        "headers": {"content-type": "application/json"},
+        "body": json.dumps(body),
+    }
