@@ -281,7 +281,12 @@ class LocalInvoker:
             if zygote is not None and zygote.alive:
                 return zygote
             layer_root = merge_layers(cfg.layers, self.config.run_dir / "layers")
-            zygote = Zygote(interpreter, python_paths(layer_root, minor), self.fconfig.preload)
+            zygote = Zygote(
+                interpreter,
+                python_paths(layer_root, minor),
+                self.fconfig.preload,
+                private_tmp=self.private_tmp,
+            )
             await zygote.start()
             self._zygotes[key] = zygote
             return zygote

@@ -72,9 +72,15 @@ class Zygote:
     """One warm parent process per interpreter and layer set."""
 
     def __init__(
-        self, interpreter: str, layer_paths: Sequence[str], preload: Sequence[str] = ()
+        self,
+        interpreter: str,
+        layer_paths: Sequence[str],
+        preload: Sequence[str] = (),
+        *,
+        private_tmp: bool = True,
     ) -> None:
         self.interpreter = interpreter
+        self.private_tmp = private_tmp
         self.layer_paths = list(layer_paths)
         self.preload = list(preload)
         self.python_version = ""
@@ -94,7 +100,13 @@ class Zygote:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        options = json.dumps({"layer_paths": self.layer_paths, "preload": self.preload})
+        options = json.dumps(
+            {
+                "layer_paths": self.layer_paths,
+                "preload": self.preload,
+                "private_tmp": self.private_tmp,
+            }
+        )
         try:
             self._proc = await asyncio.create_subprocess_exec(
                 self.interpreter,

@@ -96,6 +96,9 @@ def main(ctl_fd: int, options: dict[str, object]) -> None:
     sys.path[0:0] = layer_paths
     from . import context, environment, handler  # noqa: F401  (warm them for every fork)
 
+    if options.get("private_tmp"):
+        environment.private_mounts()
+
     for name in options.get("preload", []):  # type: ignore[attr-defined]
         try:
             importlib.import_module(str(name))
