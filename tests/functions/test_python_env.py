@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
@@ -333,19 +335,35 @@ async def test_private_tmp_per_environment(harness: Harness) -> None:
         """
         import os, time
         def handler(event, context):
-            with open("/tmp/marker", "a") as fh:
+            path = "/tmp/" + event["name"]
+            with open(path, "a") as fh:
                 fh.write(event["who"])
             time.sleep(event.get("hold", 0))
-            return sorted(os.listdir("/tmp")), open("/tmp/marker").read()
+            return sorted(os.listdir("/tmp")), open(path).read()
         """,
     )
-    a, b = await asyncio.gather(
-        harness.invoke("tmpuser", b'{"who": "a", "hold": 0.5}'),
-        harness.invoke("tmpuser", b'{"who": "b", "hold": 0.5}'),
-    )
-    assert json.loads(a.payload) == [["marker"], "a"]
-    assert json.loads(b.payload) == [["marker"], "b"]
-    assert not Path("/tmp/marker").exists()  # noqa: ASYNC240 (one stat, after the fact)
+    marker = f"marker-{uuid.uuid4().hex}"
+    sentinel = Path(tempfile.mkstemp(prefix="fogbank-host-sentinel-", dir="/tmp")[1])
+    try:
+        a, b = await asyncio.gather(
+            harness.invoke(
+                "tmpuser", json.dumps({"who": "a", "hold": 0.5, "name": marker}).encode()
+            ),
+            harness.invoke(
+                "tmpuser", json.dumps({"who": "b", "hold": 0.5, "name": marker}).encode()
+            ),
+        )
+    finally:
+        sentinel.unlink()  # noqa: ASYNC240 (test set-up, one syscall)
+    listing_a, marker_a = json.loads(a.payload)
+    listing_b, marker_b = json.loads(b.payload)
+    assert (marker_a, marker_b) == ("a", "b")
+    assert marker in listing_a
+    assert marker in listing_b
+    # The host's /tmp is hidden (only directories the environment needs are bound back).
+    assert sentinel.name not in listing_a
+    assert sentinel.name not in listing_b
+    assert not Path("/tmp", marker).exists()  # noqa: ASYNC240 (one stat, after the fact)
 
 
 async def test_tenant_isolation(harness: Harness) -> None:

@@ -96,6 +96,9 @@ class PythonEnvironment:
             "handler": self.config.handler,
             "tmp_dir": str(self._tmp_dir),
             "private_tmp": self._private_tmp,
+            # Paths the environment must still see if they live under the host's /tmp.
+            "keep": [str(self._tmp_dir.parent)]
+            + [str(layer.content_dir) for layer in self.config.layers],
         }
         self._forked = forked = await self._zygote.fork(spec)
         self._reader, self._writer = await asyncio.open_unix_connection(sock=forked.sock)

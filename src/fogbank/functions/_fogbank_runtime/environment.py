@@ -32,6 +32,7 @@ _CLONE_NEWUSER = 0x10000000
 _MS_BIND = 4096
 _MS_REC = 16384
 _MS_PRIVATE = 1 << 18
+_MNT_DETACH = 2
 
 
 def private_mounts() -> bool:
@@ -50,11 +51,13 @@ def private_mounts() -> bool:
         return False
 
 
-def _private_tmp(tmp_dir: str) -> bool:
+def _private_tmp(tmp_dir: str, keep: list[str]) -> bool:
     """Mount this environment's own directory over `/tmp`, when the kernel lets us.
 
     A mount namespace needs CAP_SYS_ADMIN, or an unprivileged user namespace. Where neither is
-    available the environment still gets its own TMPDIR, which `tempfile` honours.
+    available the environment still gets its own TMPDIR, which `tempfile` honours. `keep` names
+    entries of the host's `/tmp` that must stay visible (the code, a virtualenv or the state
+    directory may live there); they are bound back into the private `/tmp` at the same paths.
     """
     try:
         libc = ctypes.CDLL(None, use_errno=True)
@@ -70,9 +73,32 @@ def _private_tmp(tmp_dir: str) -> bool:
                 fh.write(f"{gid} {gid} 1")
         if libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
             return False
-        return bool(libc.mount(tmp_dir.encode(), b"/tmp", None, _MS_BIND, None) == 0)
+        host_tmp = os.open("/tmp", os.O_PATH | os.O_DIRECTORY)
+        try:
+            if libc.mount(tmp_dir.encode(), b"/tmp", None, _MS_BIND, None) != 0:
+                return False
+            for name in keep:
+                target = os.path.join("/tmp", name)
+                os.makedirs(target, exist_ok=True)
+                source = f"/proc/self/fd/{host_tmp}/{name}"
+                if libc.mount(source.encode(), target.encode(), None, _MS_BIND | _MS_REC, None):
+                    libc.umount2(b"/tmp", _MNT_DETACH)
+                    return False
+        finally:
+            os.close(host_tmp)
+        return True
     except (OSError, AttributeError):
         return False
+
+
+def _tmp_entries(paths: list[str]) -> list[str]:
+    """The top-level names under the host's `/tmp` that hold any of `paths`."""
+    names = set()
+    for path in paths:
+        real = os.path.realpath(path)
+        if real.startswith("/tmp/"):
+            names.add(real[len("/tmp/") :].split("/", 1)[0])
+    return sorted(names)
 
 
 class _RequestIdFilter(logging.Filter):
@@ -109,14 +135,10 @@ def _apply(spec: dict[str, Any]) -> None:
     base: list[str] = [p for p in sys.path if p not in spec["layer_paths"]]
     sys.path[:] = [code_dir, *spec["layer_paths"], *base]
     tempfile.tempdir = None
-    if spec.get("private_tmp") and not any(_under_tmp(p) for p in sys.path if p):
-        _private_tmp(spec["tmp_dir"])
-
-
-def _under_tmp(path: str) -> bool:
-    # Mounting over /tmp would hide code or libraries that live there (pytest's tmp_path, say).
-    real = os.path.realpath(path)
-    return real == "/tmp" or real.startswith("/tmp/")
+    if spec.get("private_tmp"):
+        needed = [p for p in sys.path if p] + [sys.prefix, sys.executable, code_dir]
+        needed += spec.get("keep", [])
+        _private_tmp(spec["tmp_dir"], _tmp_entries(needed))
 
 
 def _max_memory_mb() -> int:
