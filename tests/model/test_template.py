@@ -462,6 +462,11 @@ RUNTIMES = ", ".join(SUPPORTED_RUNTIMES)
             "Environment.Variables.X",
             "Ref to Nope: no such parameter or resource",
         ),
+        (
+            "Environment: {Variables: {BIG: " + "x" * 4094 + "}}\n",
+            "Environment.Variables",
+            "variables take 4097 bytes; Lambda allows 4096 in all",
+        ),
     ],
 )
 def test_function_errors_name_file_resource_and_property(

@@ -55,6 +55,9 @@ _SERVED = frozenset(
 _QUIET_PREFIXES = ("AWS::ApiGateway::", "AWS::ApiGatewayV2::", "AWS::Lambda::Permission")
 _DESTINATION_KINDS = {"lambda": "Lambda", "sqs": "SQS", "sns": "SNS", "events": "EventBridge"}
 
+# Lambda caps the total size of a function's environment variables at 4 KB.
+MAX_ENVIRONMENT_BYTES = 4096
+
 
 def load_template(
     path: Path,
@@ -249,15 +252,20 @@ class _Builder:
         variables = props.nested("Environment", "Variables") or {}
         if not isinstance(variables, dict):
             raise props.error("Environment.Variables", f"expected a mapping, got {variables!r}")
+        environment = {str(key): props.text("Environment", "Variables", key) for key in variables}
+        size = sum(len(k.encode()) + len(v.encode()) for k, v in environment.items())
+        if size > MAX_ENVIRONMENT_BYTES:
+            raise props.error(
+                "Environment.Variables",
+                f"variables take {size} bytes; Lambda allows {MAX_ENVIRONMENT_BYTES} in all",
+            )
         config = FunctionConfig(
             name=name,
             runtime=runtime,
             handler=handler,
             code_dir=self._code_dir(logical_id, props, runtime),
             layers=self._function_layers(props),
-            environment={
-                str(key): props.text("Environment", "Variables", key) for key in variables
-            },
+            environment=environment,
             timeout_s=props.number(
                 "Timeout", default=3, low=1, high=MAX_TIMEOUT_S, unit=" seconds"
             ),
