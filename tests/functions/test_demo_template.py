@@ -26,6 +26,7 @@ from ..conftest import NodeThread
 def demo() -> Iterator[NodeThread]:
     state = Path(tempfile.mkdtemp(prefix="fogbank-demo-", dir="/var/tmp"))
     config = NodeConfig(
+        port=0,
         control_port=0,
         state_dir=state,
         functions=FunctionsConfig(async_retry_delays_s=(0.05, 0.05)),

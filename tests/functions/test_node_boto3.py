@@ -158,6 +158,7 @@ def root() -> Iterator[Path]:
 
 def _config(root: Path) -> NodeConfig:
     return NodeConfig(
+        port=0,
         control_port=0,
         state_dir=root / "state",
         functions=FunctionsConfig(async_retry_delays_s=(0.05, 0.1), async_throttle_delay_s=0.05),
@@ -364,6 +365,7 @@ def test_async_retries_exhausted_failure_destination(node: NodeThread, root: Pat
 
 def test_async_queue_survives_restart(root: Path) -> None:
     config = NodeConfig(
+        port=0,
         control_port=0,
         state_dir=root / "state",
         functions=FunctionsConfig(async_retry_delays_s=(2.0, 2.0)),

@@ -1,5 +1,20 @@
 """The app model: immutable descriptions of what is deployed, and the loaders that build them."""
 
+from fogbank.model._api import (
+    ANY,
+    DEFAULT_ROUTE,
+    DEFAULT_STAGE,
+    Api,
+    ApiKind,
+    Cors,
+    FunctionUrl,
+    Integration,
+    IntegrationResponse,
+    IntegrationType,
+    Route,
+    Stage,
+    api_id_for,
+)
 from fogbank.model._app import DEFAULT_ACCOUNT, DEFAULT_REGION, App, Identity
 from fogbank.model._function import (
     CUSTOM_RUNTIMES,
@@ -17,20 +32,33 @@ from fogbank.model._function import (
 from fogbank.model._template import load_template
 
 __all__ = [
+    "ANY",
     "CUSTOM_RUNTIMES",
     "DEFAULT_ACCOUNT",
     "DEFAULT_REGION",
+    "DEFAULT_ROUTE",
+    "DEFAULT_STAGE",
     "LATEST",
     "PYTHON_RUNTIMES",
     "SUPPORTED_RUNTIMES",
     "Alias",
+    "Api",
+    "ApiKind",
     "App",
+    "Cors",
     "Destination",
     "EventInvokeConfig",
     "Function",
     "FunctionConfig",
+    "FunctionUrl",
     "Identity",
+    "Integration",
+    "IntegrationResponse",
+    "IntegrationType",
     "Layer",
+    "Route",
+    "Stage",
     "TenancyMode",
+    "api_id_for",
     "load_template",
 ]

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from fogbank._errors import FogbankError
+from fogbank.model._api import Api, FunctionUrl
 from fogbank.model._function import Function, Layer
 
 DEFAULT_REGION = "us-east-1"
@@ -41,6 +42,10 @@ class App:
     """The template this app was loaded from, if any."""
     warnings: tuple[str, ...] = ()
     """Things in the source that fogbank accepted but does not serve (one line each)."""
+    apis: Mapping[str, Api] = field(default_factory=dict)
+    """REST and HTTP APIs by API id."""
+    function_urls: Mapping[str, FunctionUrl] = field(default_factory=dict)
+    """Function URLs by function name."""
 
     @classmethod
     def build(
@@ -50,6 +55,8 @@ class App:
         identity: Identity | None = None,
         source: Path | None = None,
         warnings: Iterable[str] = (),
+        apis: Iterable[Api] = (),
+        function_urls: Iterable[FunctionUrl] = (),
     ) -> App:
         """Assemble an app from functions, filling in layer ARNs; the programmatic entry point."""
         ident = identity or Identity()
@@ -71,12 +78,19 @@ class App:
                 for v, cfg in fn.versions.items()
             }
             by_name[fn.name] = replace(fn, latest=latest, versions=versions)
+        api_map: dict[str, Api] = {}
+        for api in apis:
+            if api.api_id in api_map:
+                raise FogbankError(f"two APIs have the id {api.api_id!r}")
+            api_map[api.api_id] = api
         return cls(
             functions=by_name,
             layers=layers,
             identity=ident,
             source=source,
             warnings=tuple(warnings),
+            apis=api_map,
+            function_urls={url.function_name: url for url in function_urls},
         )
 
     def find_function(self, name: str) -> Function | None:

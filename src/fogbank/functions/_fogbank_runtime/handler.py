@@ -101,7 +101,19 @@ def chunk_bytes(item: Any) -> bytes:
     return marshal(item)
 
 
+PRELUDE_DELIMITER = b"\0" * 8
+
+
+def _first_chunk(item: Any) -> bytes:
+    # A dict yielded first is the HTTP prelude ({statusCode, headers, cookies}), sent with the
+    # same 8-NUL delimiter Lambda's Node.js HttpResponseStream uses, so gateways split it off.
+    if isinstance(item, dict):
+        return to_json(item) + PRELUDE_DELIMITER
+    return chunk_bytes(item)
+
+
 def iterate(result: Any) -> Iterator[bytes]:
+    first = True
     if hasattr(result, "__anext__"):
         import asyncio
 
@@ -112,12 +124,14 @@ def iterate(result: Any) -> Iterator[bytes]:
                     item = loop.run_until_complete(result.__anext__())
                 except StopAsyncIteration:
                     return
-                yield chunk_bytes(item)
+                yield _first_chunk(item) if first else chunk_bytes(item)
+                first = False
         finally:
             loop.close()
     else:
         for item in result:
-            yield chunk_bytes(item)
+            yield _first_chunk(item) if first else chunk_bytes(item)
+            first = False
 
 
 def error_document(exc: BaseException, request_id: str | None = None) -> tuple[str, dict[str, Any]]:
