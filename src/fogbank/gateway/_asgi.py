@@ -1,0 +1,116 @@
+"""The data plane as a raw ASGI application in front of the pipeline."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from fogbank.gateway._errors import too_large
+from fogbank.gateway._pipeline import MAX_BODY_BYTES, Pipeline
+from fogbank.gateway._types import HttpRequest, HttpResponse
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                # Stop reading at once: a client streaming gigabytes gets its 413 straight away.
+                raise _TooLarge
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks) if len(chunks) != 1 else chunks[0]
+
+
+def split_host(value: str) -> tuple[str, int]:
+    """`name:3000` -> (`name`, 3000); `[::1]:3000` -> (`::1`, 3000); no port -> 0."""
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    else:
+        host, _, port = value.partition(":")
+    return host, int(port) if port.isdigit() else 0
+
+
+def to_request(scope: Scope, body: bytes) -> HttpRequest:
+    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+    host, port = split_host(next((v for k, v in headers if k == "host"), ""))
+    server = scope.get("server") or ("127.0.0.1", 80)
+    client = scope.get("client") or ("127.0.0.1", 0)
+    raw_path = scope.get("raw_path")
+    return HttpRequest(
+        method=scope["method"],
+        raw_path=raw_path.decode("latin-1") if raw_path else scope["path"],
+        path=scope["path"],
+        query_string=scope.get("query_string", b""),
+        headers=headers,
+        body=body,
+        source_ip=client[0],
+        host=(host or str(server[0])).lower(),
+        port=port or int(server[1] or 80),
+        scheme=scope.get("scheme", "http"),
+        http_version=scope.get("http_version", "1.1"),
+        received_ms=int(time.time() * 1000),
+    )
+
+
+class DataPlane:
+    """ASGI 3 app: read the request, run the pipeline, write the (possibly streamed) response."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                await _lifespan(receive, send)
+            return
+        try:
+            body = await _read_body(receive)
+        except _TooLarge:
+            await _send(send, too_large(None).response(None, "-"))
+            return
+        response = await self.pipeline.handle(to_request(scope, body))
+        await _send(send, response)
+
+
+async def _send(send: Send, response: HttpResponse) -> None:
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
+    if response.stream is None:
+        headers.append((b"content-length", str(len(response.body)).encode()))
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.body", "body": response.body})
+        return
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    try:
+        async for chunk in response.stream:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    finally:
+        await send({"type": "http.response.body", "body": b""})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -1,0 +1,124 @@
+"""The gateway pipeline: small steps with one signature, run in order for every request.
+
+Each step reads and fills the `Exchange`; it either passes (returns None) or answers (returns a
+response). A `GatewayError` raised anywhere becomes API Gateway's own error response here, and
+nowhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from fogbank.gateway._errors import GatewayError, no_route, too_large
+from fogbank.gateway._select import Selector
+from fogbank.gateway._types import HttpRequest, HttpResponse, RouteMatch, UrlMatch
+from fogbank.model import ApiKind, App
+
+log = logging.getLogger("fogbank.gateway")
+
+MAX_BODY_BYTES = 10 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class Exchange:
+    """One request on its way through the pipeline."""
+
+    request: HttpRequest
+    request_id: str
+    app: App
+    selector: Selector
+    match: RouteMatch | UrlMatch | None = None
+    kind: ApiKind | None = None
+    """Which product's error shapes apply (REST or HTTP API); None until known."""
+    authorizer: dict[str, Any] | None = None
+    """What an authorizer step established, for `requestContext.authorizer`."""
+    notes: dict[str, Any] = field(default_factory=dict)
+    """Scratch space for steps that cooperate (e.g. a cache lookup and a cache store)."""
+
+
+class Step(Protocol):
+    """One stage of the pipeline."""
+
+    async def __call__(self, exchange: Exchange) -> HttpResponse | None: ...
+
+
+Finisher = Callable[[Exchange, HttpResponse], HttpResponse]
+"""Runs on every response on the way out (CORS headers, request id headers, access log)."""
+
+
+class SelectRoute:
+    """Find the API, stage and route (or Function URL); answer "no route" when there is none."""
+
+    async def __call__(self, exchange: Exchange) -> HttpResponse | None:
+        found = exchange.selector.select(exchange.request)
+        if isinstance(found, RouteMatch):
+            exchange.match, exchange.kind = found, found.api.kind
+            return None
+        if isinstance(found, UrlMatch):
+            exchange.match, exchange.kind = found, ApiKind.HTTP
+            return None
+        exchange.kind = found
+        raise no_route(found)
+
+
+class LimitBody:
+    """API Gateway refuses payloads over 10 MB."""
+
+    async def __call__(self, exchange: Exchange) -> HttpResponse | None:
+        if len(exchange.request.body) > MAX_BODY_BYTES:
+            raise too_large(exchange.kind)
+        return None
+
+
+class Pipeline:
+    """Runs the steps for each request against the app current at that moment."""
+
+    def __init__(
+        self,
+        app_provider: Callable[[], App],
+        steps: Sequence[Step],
+        finishers: Sequence[Finisher] = (),
+    ) -> None:
+        self._app_provider = app_provider
+        self.steps = list(steps)
+        self.finishers = list(finishers)
+        self._selector: Selector | None = None
+
+    def selector(self, app: App) -> Selector:
+        """Routing tables are rebuilt only when the app snapshot changes."""
+        selector = self._selector
+        if selector is None or selector.app is not app:
+            selector = self._selector = Selector(app)
+        return selector
+
+    async def handle(self, request: HttpRequest) -> HttpResponse:
+        app = self._app_provider()
+        exchange = Exchange(
+            request=request, request_id=str(uuid.uuid4()), app=app, selector=self.selector(app)
+        )
+        response: HttpResponse | None = None
+        try:
+            for step in self.steps:
+                response = await step(exchange)
+                if response is not None:
+                    break
+            if response is None:
+                raise GatewayError(500, "Internal server error", "InternalServerErrorException")
+        except GatewayError as err:
+            response = err.response(exchange.kind, exchange.request_id)
+        except Exception:
+            log.exception(
+                "request %s %s failed (request id %s)",
+                request.method,
+                request.raw_path,
+                exchange.request_id,
+            )
+            failure = GatewayError(500, "Internal server error", "InternalServerErrorException")
+            response = failure.response(exchange.kind, exchange.request_id)
+        for finish in self.finishers:
+            response = finish(exchange, response)
+        return response
