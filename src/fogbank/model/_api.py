@@ -60,9 +60,11 @@ class Integration:
 
     type: IntegrationType
     function_name: str | None = None
-    """AWS_PROXY: the target function's name; may hold `${stageVariables.x}`."""
+    """AWS_PROXY: the target function's name. When the ARN uses stage variables, everything after
+    `function:` as written (`${stageVariables.fn}`, `orders:${stageVariables.alias}`), qualifier
+    included: substitute the variables, then resolve it as a Lambda `FunctionName`."""
     qualifier: str | None = None
-    """AWS_PROXY: a version or alias named in the integration ARN, if any."""
+    """AWS_PROXY: a version or alias named in the integration ARN, if any (never a stage variable)."""
     uri: str | None = None
     """HTTP_PROXY: the endpoint URL; may hold `${stageVariables.x}` and `{param}` path parts."""
     http_method: str = ANY
@@ -90,6 +92,8 @@ class Route:
     authorizer: str | None = None
     api_key_required: bool = False
     operation_name: str | None = None
+    authorization_scopes: tuple[str, ...] = ()
+    """JWT / Cognito scopes the route requires (`AuthorizationScopes`, OpenAPI security scopes)."""
 
     @property
     def route_key(self) -> str:
@@ -131,6 +135,8 @@ class Api:
     cors: Cors | None = None
     description: str = ""
     disable_execute_api_endpoint: bool = False
+    api_key_source: str = "HEADER"
+    """REST: where API keys come from, `HEADER` (`x-api-key`) or `AUTHORIZER` (usageIdentifierKey)."""
 
     @property
     def default_timeout_ms(self) -> int:

@@ -1,8 +1,9 @@
 """Load a SAM or CloudFormation template into fogbank's app model.
 
 The pipeline: parse (`_yaml`) -> check parameters -> inline includes and run the SAM transform
-(`_sam`) -> resolve intrinsics (`_intrinsics`) -> build `Function`s from the `AWS::Lambda::*`
-resources, here. Inline code (`InlineCode`, `Code.ZipFile`) is written to
+(`_sam`) -> read local OpenAPI files into API bodies (`_openapi`) -> resolve intrinsics
+(`_intrinsics`) -> build `Function`s from the `AWS::Lambda::*` resources, here, then APIs and
+Function URLs (`_apis`). Inline code (`InlineCode`, `Code.ZipFile`) is written to
 `<template dir>/.fogbank/inline/<LogicalId>/index.py`, as CloudFormation names it `index`, so its
 handler is `index.<function>`; the file is rewritten only when its content changes, so a file
 watcher on the template's directory does not see a change on every load.
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fogbank._errors import TemplateError
+from fogbank.model._apis import build_apis
 from fogbank.model._app import App, Identity
 from fogbank.model._function import (
     LATEST,
@@ -40,6 +42,7 @@ from fogbank.model._intrinsics import (
     resolve_template,
     text,
 )
+from fogbank.model._openapi import inline_definitions
 from fogbank.model._sam import LOCAL_BUCKET, Expanded, expand
 from fogbank.model._yaml import load_document
 
@@ -50,8 +53,8 @@ _SERVED = frozenset(
     f"AWS::Lambda::{kind}"
     for kind in ("Function", "LayerVersion", "Version", "Alias", "EventInvokeConfig", "Url")
 )
-# Accepted silently: API Gateway is served by the gateway (a later loader), permissions and
-# function URLs only grant access, which fogbank does not enforce.
+# Left to `_apis`, which serves API Gateway resources and warns about the rest; permissions only
+# grant access, which fogbank does not enforce.
 _QUIET_PREFIXES = ("AWS::ApiGateway::", "AWS::ApiGatewayV2::", "AWS::Lambda::Permission")
 _DESTINATION_KINDS = {"lambda": "Lambda", "sqs": "SQS", "sns": "SNS", "events": "EventBridge"}
 
@@ -76,15 +79,31 @@ def load_template(
     if not isinstance(document, dict):
         raise TemplateError("a template must be a mapping of sections (Resources, ...)", file=file)
     parameters, warnings = parameter_values(document, parameter_overrides or {}, file=file)
-    expanded = expand(
-        document, base_dir=path.resolve().parent, parameters=parameters, identity=ident, file=file
-    )
+    base_dir = path.resolve().parent
+    expanded = expand(document, base_dir=base_dir, parameters=parameters, identity=ident, file=file)
+    definitions = inline_definitions(expanded, base_dir=base_dir, file=file)
     resolved = resolve_template(expanded.template, parameters, ident, file=file)
-    builder = _Builder(file, path.resolve().parent, expanded, resolved)
-    builder.warnings.extend([*warnings, *expanded.warnings, *resolved.warnings])
+    builder = _Builder(file, base_dir, expanded, resolved)
+    builder.warnings.extend(
+        [*warnings, *expanded.warnings, *definitions.warnings, *resolved.warnings]
+    )
     functions = builder.build()
+    names = {draft.logical_id: name for name, draft in builder.drafts.items()}
+    names.update({name: name for name in (*builder.drafts, *builder.images)})
+    served = build_apis(
+        resolved.resources,
+        functions=names,
+        runnable=builder.drafts.keys(),
+        file=file,
+        definitions=definitions,
+    )
     return App.build(
-        functions, identity=ident, source=path, warnings=dict.fromkeys(builder.warnings)
+        functions,
+        identity=ident,
+        source=path,
+        warnings=dict.fromkeys([*builder.warnings, *served.warnings]),
+        apis=served.apis,
+        function_urls=served.function_urls,
     )
 
 

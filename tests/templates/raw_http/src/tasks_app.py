@@ -1,0 +1,5 @@
+from typing import Any
+
+
+def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+    return {"tasks": [], "route": event["routeKey"]}
