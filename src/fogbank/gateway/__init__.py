@@ -10,7 +10,14 @@ from fogbank.gateway._cors import CorsPreflight, add_cors_headers
 from fogbank.gateway._http_proxy import HttpProxy
 from fogbank.gateway._lambda import LambdaProxy
 from fogbank.gateway._mock import MockIntegration
-from fogbank.gateway._pipeline import Exchange, LimitBody, Pipeline, SelectRoute, Step
+from fogbank.gateway._pipeline import (
+    Exchange,
+    LimitBody,
+    Pipeline,
+    SelectRoute,
+    Step,
+    add_request_id,
+)
 from fogbank.gateway._types import HttpRequest, HttpResponse
 from fogbank.model import App, Identity
 
@@ -30,7 +37,7 @@ class Gateway:
             MockIntegration(),
             self.http_proxy,
         ]
-        self.pipeline = Pipeline(app_provider, steps, finishers=[add_cors_headers])
+        self.pipeline = Pipeline(app_provider, steps, finishers=[add_cors_headers, add_request_id])
         self.asgi = DataPlane(self.pipeline)
 
     async def close(self) -> None:

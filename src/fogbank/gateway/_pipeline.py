@@ -54,7 +54,14 @@ class SelectRoute:
     """Find the API, stage and route (or Function URL); answer "no route" when there is none."""
 
     async def __call__(self, exchange: Exchange) -> HttpResponse | None:
-        found = exchange.selector.select(exchange.request)
+        request = exchange.request
+        found = exchange.selector.select(request)
+        wanted = request.header("access-control-request-method")
+        if request.method == "OPTIONS" and wanted and not isinstance(found, RouteMatch | UrlMatch):
+            # A CORS preflight is about the route the browser means to call next.
+            request.method = wanted.upper()
+            found = exchange.selector.select(request)
+            request.method = "OPTIONS"
         if isinstance(found, RouteMatch):
             exchange.match, exchange.kind = found, found.api.kind
             return None
@@ -63,6 +70,14 @@ class SelectRoute:
             return None
         exchange.kind = found
         raise no_route(found)
+
+
+def add_request_id(exchange: Exchange, response: HttpResponse) -> HttpResponse:
+    """Every answer names the request: `x-amzn-RequestId` (REST) or `apigw-requestid` (HTTP)."""
+    name = "apigw-requestid" if exchange.kind is ApiKind.HTTP else "x-amzn-requestid"
+    if not any(key == name for key, _ in response.headers):
+        response.headers.append((name, exchange.request_id))
+    return response
 
 
 class LimitBody:
