@@ -51,6 +51,7 @@ def test_list_functions(client: Any) -> None:
     names = sorted(f["FunctionName"] for f in client.list_functions()["Functions"])
     assert names == [
         "AuditFunction",
+        "CatalogFunction",
         "CustomFunction",
         "OrdersFunction",
         "StreamFunction",
