@@ -122,6 +122,7 @@ async def test_log_lines(harness: Harness) -> None:
     assert report[4].startswith("Max Memory Used: ")
     assert report[4].endswith(" MB")
     assert report[5].startswith("Init Duration: ")
+    harness.invoker.logs.flush()
     stored = harness.invoker.logs.path("logs").read_bytes()
     assert stored == result.log
 

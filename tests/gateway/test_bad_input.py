@@ -230,14 +230,6 @@ def test_huge_headers_neither_hang_nor_stop_the_server(
     node.assert_still_serving()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="no limit on request header size: uvicorn's httptools protocol"
-    " (HttpToolsProtocol.on_url/on_header) accumulates the request line and headers without"
-    " bound (its h11 protocol has h11_max_incomplete_event_size, 16 KB), so the request is"
-    " served with 200 and the headers go into the Lambda event; API Gateway refuses more"
-    " than about 10 KB of headers",
-)
 @pytest.mark.parametrize("headers", HUGE_HEADERS)
 def test_huge_headers_are_refused(node: Node, headers: list[tuple[str, str]]) -> None:
     reply = exchange(node.port, _request_with(headers))
@@ -259,13 +251,6 @@ def test_body_past_10mb_gets_413_while_the_rest_is_still_coming(node: Node) -> N
     node.assert_still_serving()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Content-Length is not checked before the body is read: DataPlane._read_body"
-    " (gateway/_asgi.py) counts bytes as they arrive, so a request declaring 20 MB that"
-    " sends 1 KB waits for the rest forever (uvicorn has no body timeout) instead of getting"
-    " 413 at once",
-)
 def test_declared_oversized_body_is_refused_before_it_arrives(node: Node) -> None:
     with connect(node.port, timeout=3.0) as sock:
         sock.sendall(_declared_body(20_000_000, b"x" * 1024))
@@ -277,11 +262,6 @@ def test_declared_oversized_body_is_refused_before_it_arrives(node: Node) -> Non
     assert reply.status == 413
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the 413 of DataPlane (gateway/_asgi.py) is rendered before routing with request id"
-    " '-': `x-amzn-requestid: -` instead of an id, in REST's shape for every API",
-)
 def test_body_limit_answer_names_the_request(node: Node) -> None:
     reply = exchange(node.port, _declared_body(20_000_000, b"x" * (10 * 1024 * 1024 + 1)))
     assert reply is not None
@@ -298,12 +278,6 @@ def _wait_for(condition: Callable[[], bool], timeout: float = 2.0) -> bool:
     return True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DataPlane._read_body (gateway/_asgi.py) treats `http.disconnect` as the end of"
-    " the body, so a request whose client went away after 10 of 100 declared bytes is"
-    " still sent to the function, with the truncated body",
-)
 def test_client_gone_mid_body_is_not_sent_to_the_function(
     node: Node, proxy_events: EventLog
 ) -> None:

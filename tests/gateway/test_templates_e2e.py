@@ -256,12 +256,6 @@ def test_raw_rest_api_http_proxy_maps_a_request_header(upstream: Upstream) -> No
     assert forwarded.headers["x-tenant"] == "acme"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HttpProxy ignores integration.request.path.* mappings: `{id}` in the URI is filled"
-    " from the route's own parameters by name (there is only noteId), so GET /notes/42"
-    " is forwarded as /notes/ instead of /notes/42",
-)
 def test_raw_rest_api_http_proxy_maps_a_path_parameter(upstream: Upstream) -> None:
     with template("raw_rest", *_local_backends("raw_rest", upstream)) as served:
         response = get(served, "/prod/notes/42", headers={"x-tenant-id": "acme"})
@@ -295,11 +289,6 @@ def test_raw_http_api_named_stage_variables_and_http_proxy(
     assert (forwarded.method, forwarded.path) == ("GET", "/health?verbose=1")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HTTP API parameter mapping (`append:header.x-forwarded-by`) is not applied:"
-    " HttpProxy only reads REST's `integration.request.header.*` keys",
-)
 def test_raw_http_api_http_proxy_appends_a_header(upstream: Upstream) -> None:
     with template("raw_http", *_local_backends("raw_http", upstream)) as served:
         response = get(served, "/live/status/health")
@@ -314,12 +303,6 @@ def test_raw_http_api_iam_route_refuses_an_unsigned_request() -> None:
     assert (response.status_code, response.json()) == (403, {"message": "Forbidden"})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HttpProxy percent-encodes the slashes of a greedy value put into a plain `{name}`"
-    " placeholder (`quote(value, safe='')`), so /a/b reaches the backend as /a%2Fb; AWS keeps"
-    " the slashes (the usual `{proxy+}` route with an `https://host/{proxy}` URI)",
-)
 @pytest.mark.parametrize(
     ("name", "path", "expected"),
     [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import os
 import shutil
@@ -10,7 +11,7 @@ import signal
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -52,6 +53,77 @@ def read_memory_mb(pid: int) -> int:
     return pages * os.sysconf("SC_PAGE_SIZE") // (1024 * 1024)
 
 
+class _Channel(asyncio.Protocol):
+    """Our end of an environment's socket: frames parsed as bytes arrive, handed to one reader.
+
+    A protocol rather than asyncio streams: an invocation then costs one write, one wake-up and
+    one parse, with no coroutine per `readexactly`.
+    """
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buf = bytearray()
+        self.frames: collections.deque[tuple[int, dict[str, Any], bytes]] = collections.deque()
+        self.waiter: asyncio.Future[None] | None = None
+        self.closed = False
+        self.timed_out = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not registered as asyncio.Transport subclasses: cast, not assert.
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf
+        buf += data
+        size = protocol.PRELUDE.size
+        while len(buf) >= size:
+            kind, head_len, body_len = protocol.PRELUDE.unpack_from(buf)
+            end = size + head_len + body_len
+            if len(buf) < end:
+                break
+            head = orjson.loads(buf[size : size + head_len]) if head_len else {}
+            self.frames.append((kind, head, bytes(buf[size + head_len : end])))
+            del buf[:end]
+        if self.frames:
+            self._wake()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._wake()
+
+    def expire(self) -> None:
+        """The invocation's deadline passed (called by a loop timer)."""
+        self.timed_out = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def next_frame(self) -> tuple[int, dict[str, Any], bytes]:
+        while not self.frames:
+            if self.timed_out:
+                raise TimeoutError
+            if self.closed:
+                raise ConnectionResetError("environment closed its socket")
+            self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+        return self.frames.popleft()
+
+    def write(self, data: bytes) -> None:
+        if self.transport is None or self.closed:
+            raise ConnectionResetError("environment closed its socket")
+        self.transport.write(data)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
 class PythonEnvironment:
     """One forked process running one invocation at a time over a framed Unix socket."""
 
@@ -78,8 +150,7 @@ class PythonEnvironment:
         self._tmp_dir = tmp_dir
         self._private_tmp = private_tmp
         self._forked: Forked | None = None
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
+        self._channel = _Channel()
         self._init_ms: float | None = None
         self._init_error: dict[str, Any] | None = None
 
@@ -101,10 +172,11 @@ class PythonEnvironment:
             + [str(layer.content_dir) for layer in self.config.layers],
         }
         self._forked = forked = await self._zygote.fork(spec)
-        self._reader, self._writer = await asyncio.open_unix_connection(sock=forked.sock)
+        loop = asyncio.get_running_loop()
+        await loop.create_unix_connection(lambda: self._channel, sock=forked.sock)
         try:
-            kind, head, _ = await asyncio.wait_for(self._read_frame(), INIT_TIMEOUT_S)
-        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+            kind, head, _ = await asyncio.wait_for(self._channel.next_frame(), INIT_TIMEOUT_S)
+        except (TimeoutError, ConnectionError):
             status = await self._exit_status()
             self._init_error = {
                 "errorType": "Runtime.ExitError",
@@ -117,14 +189,6 @@ class PythonEnvironment:
             self._init_error = head.get("error") or {}
         else:
             self.state = EnvState.IDLE
-
-    async def _read_frame(self) -> tuple[int, dict[str, Any], bytes]:
-        assert self._reader is not None
-        prelude = await self._reader.readexactly(protocol.PRELUDE.size)
-        kind, head_len, body_len = protocol.PRELUDE.unpack(prelude)
-        rest = await self._reader.readexactly(head_len + body_len)
-        head = orjson.loads(rest[:head_len]) if head_len else {}
-        return kind, head, rest[head_len:]
 
     def take_output(self) -> bytes:
         """Everything the process wrote since the last call; the buffer then starts again."""
@@ -150,7 +214,6 @@ class PythonEnvironment:
     async def invoke(self, invocation: Invocation, sink: ChunkSink | None = None) -> EnvResult:
         if self._init_error is not None:
             return self._init_failure(invocation)
-        assert self._writer is not None
         self.state = EnvState.BUSY
         first = self._init_ms
         self._init_ms = None
@@ -167,15 +230,19 @@ class PythonEnvironment:
         if invocation.tenant_id is not None:
             header["tenant"] = invocation.tenant_id
         remaining = invocation.deadline_ms / 1000.0 - time.time()
+        channel = self._channel
+        channel.timed_out = False
+        timer = asyncio.get_running_loop().call_later(max(remaining, 0.0), channel.expire)
         try:
-            self._writer.write(protocol.pack(protocol.INVOKE, header, invocation.payload))
-            async with asyncio.timeout(max(remaining, 0.0)):
-                result = await self._collect(sink)
+            channel.write(protocol.pack(protocol.INVOKE, header, invocation.payload))
+            result = await self._collect(sink)
         except TimeoutError:
             self.kill()
             result = timeout_result(invocation, self.config.timeout_s, self.take_output())
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except ConnectionError:
             result = await self._lost(invocation)
+        finally:
+            timer.cancel()
         result.init_duration_ms = first
         self.last_used = time.monotonic()
         if result.env_lost:
@@ -187,7 +254,7 @@ class PythonEnvironment:
     async def _collect(self, sink: ChunkSink | None) -> EnvResult:
         chunks: list[bytes] = []
         while True:
-            kind, head, body = await self._read_frame()
+            kind, head, body = await self._channel.next_frame()
             if kind == protocol.CHUNK:
                 if sink is not None:
                     await sink(body)
@@ -254,8 +321,7 @@ class PythonEnvironment:
         self.state = EnvState.DEAD
         # Wait until the zygote has reaped it, so a stopped environment is really gone.
         await self._exit_status()
-        if self._writer is not None:
-            self._writer.close()
+        self._channel.close()
         if self._forked is not None and self._forked.log_fd >= 0:
             os.close(self._forked.log_fd)
             self._forked.log_fd = -1

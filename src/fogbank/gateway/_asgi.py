@@ -6,7 +6,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from fogbank.gateway._errors import too_large
+from fogbank.gateway._errors import headers_too_large, too_large
 from fogbank.gateway._pipeline import MAX_BODY_BYTES, Pipeline
 from fogbank.gateway._types import HttpRequest, HttpResponse
 
@@ -16,8 +16,16 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
+# API Gateway refuses requests whose headers (names and values) exceed about 10 KB.
+MAX_HEADER_BYTES = 10 * 1024
+
+
 class _TooLarge(Exception):
     pass
+
+
+class _ClientGone(Exception):
+    """The client left before its body was complete: nothing is invoked."""
 
 
 async def _read_body(receive: Receive) -> bytes:
@@ -26,7 +34,7 @@ async def _read_body(receive: Receive) -> bytes:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            break
+            raise _ClientGone
         chunk = message.get("body", b"")
         if chunk:
             size += len(chunk)
@@ -82,13 +90,25 @@ class DataPlane:
             if scope["type"] == "lifespan":
                 await _lifespan(receive, send)
             return
-        try:
-            body = await _read_body(receive)
-        except _TooLarge:
-            await _send(send, too_large(None).response(None, "-"))
+        request = to_request(scope, b"")
+        size = sum(len(k) + len(v) for k, v in scope["headers"])
+        if size > MAX_HEADER_BYTES:
+            await _send(send, self.pipeline.reject(request, headers_too_large()))
             return
-        response = await self.pipeline.handle(to_request(scope, body))
-        await _send(send, response)
+        declared = request.header("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            # Refused before a byte of the body is read: a client declaring 20 MB gets its
+            # answer at once instead of a wait for data that may never come.
+            await _send(send, self.pipeline.reject(request, too_large(None)))
+            return
+        try:
+            request.body = await _read_body(receive)
+        except _TooLarge:
+            await _send(send, self.pipeline.reject(request, too_large(None)))
+            return
+        except _ClientGone:
+            return
+        await _send(send, await self.pipeline.handle(request))
 
 
 async def _send(send: Send, response: HttpResponse) -> None:

@@ -70,6 +70,11 @@ def too_large(kind: ApiKind | None) -> GatewayError:
     return GatewayError(413, "Request Too Long", "RequestTooLongException")
 
 
+def headers_too_large() -> GatewayError:
+    """Request headers over API Gateway's ~10 KB."""
+    return GatewayError(431, "Request Header Fields Too Large", "RequestHeaderFieldsTooLarge")
+
+
 def throttled(kind: ApiKind | None) -> GatewayError:
     return GatewayError(429, "Too Many Requests", "TooManyRequestsException")
 

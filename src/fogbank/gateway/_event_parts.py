@@ -50,7 +50,13 @@ def text_type(content_type: str | None) -> bool:
 
 def clf_time(ms: int) -> str:
     """`09/Apr/2015:12:34:56 +0000`; month names fixed in English (strftime follows the locale)."""
-    t = time.gmtime(ms // 1000)
+    return _clf_second(ms // 1000)
+
+
+@lru_cache(maxsize=4)
+def _clf_second(second: int) -> str:
+    # Every request in the same second shares the text: formatting it is the costly part.
+    t = time.gmtime(second)
     return (
         f"{t.tm_mday:02d}/{_MONTHS[t.tm_mon - 1]}/{t.tm_year}:"
         f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} +0000"

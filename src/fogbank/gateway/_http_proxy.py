@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Mapping
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, urlencode
 
 import httpx
 
@@ -28,9 +28,17 @@ _HOP = {
     "content-length",
 }
 _PATH_PARAM = re.compile(r"\{([A-Za-z0-9_]+)\+?\}")
-_METHOD_HEADER = "method.request.header."
-_METHOD_PATH = "method.request.path."
 _INTEGRATION_HEADER = "integration.request.header."
+_INTEGRATION_QUERY = "integration.request.querystring."
+_INTEGRATION_PATH = "integration.request.path."
+_SOURCES = (
+    ("method.request.header.", "header"),
+    ("method.request.path.", "path"),
+    ("$request.header.", "header"),
+    ("$request.path.", "path"),
+    ("$stageVariables.", "stage"),
+    ("stageVariables.", "stage"),
+)
 
 
 class HttpProxy:
@@ -59,12 +67,11 @@ class HttpProxy:
         if integration.type is not IntegrationType.HTTP_PROXY or integration.uri is None:
             return None
         request = exchange.request
-        url = _target_url(integration.uri, match, request.query_string)
         method = request.method if integration.http_method == ANY else integration.http_method
-        mapped = _mapped_headers(integration.request_parameters, match, request.headers)
-        replaced = {name for name, _ in mapped}
-        headers = [(k, v) for k, v in request.headers if k not in _HOP and k not in replaced]
-        headers += mapped
+        forwarded = [(k, v) for k, v in request.headers if k not in _HOP]
+        query = parse_qsl(request.query_string.decode("latin-1"), keep_blank_values=True)
+        headers, query = _mapped(integration.request_parameters, match, forwarded, query)
+        url = _target_url(integration.uri, match, urlencode(query))
         timeout = httpx.Timeout(integration.timeout_ms / 1000.0)
         try:
             upstream = await self.client.send(
@@ -89,41 +96,74 @@ async def _body(upstream: httpx.Response) -> AsyncIterator[bytes]:
         await upstream.aclose()
 
 
-def _target_url(uri: str, match: RouteMatch, query: bytes) -> str:
+def _target_url(uri: str, match: RouteMatch, query: str) -> str:
     url = substitute_stage_variables(uri, match.stage.variables)
+    # REST: `integration.request.path.x` <- `method.request.path.y` renames a path parameter.
+    values = dict(match.path_params)
+    for target, source in match.route.integration.request_parameters.items():
+        if target.startswith(_INTEGRATION_PATH):
+            value = _source_value(source, match, [])
+            if value is not None:
+                values[target[len(_INTEGRATION_PATH) :]] = value
 
     def param(m: re.Match[str]) -> str:
-        value = match.path_params.get(m.group(1), "")
-        # A greedy value keeps its slashes; everything else is one path segment.
-        return quote(value, safe="/" if m.group(0).endswith("+}") else "")
+        # Slashes stay: a greedy value keeps its segments even in a plain `{name}` placeholder.
+        return quote(values.get(m.group(1), ""), safe="/")
 
     url = _PATH_PARAM.sub(param, url)
     if query:
-        url += ("&" if "?" in url else "?") + query.decode("latin-1")
+        url += ("&" if "?" in url else "?") + query
     return url
 
 
-def _mapped_headers(
-    parameters: Mapping[str, str], match: RouteMatch, headers: list[tuple[str, str]]
-) -> list[tuple[str, str]]:
-    """`integration.request.header.X` <- `method.request.header.Y` / path / `'literal'`."""
-    out: list[tuple[str, str]] = []
+def _source_value(source: str, match: RouteMatch, headers: list[tuple[str, str]]) -> str | None:
+    """A mapping's source: REST `method.request.*` or HTTP API `$request.*`, or a literal."""
+    if len(source) >= 2 and source[0] == source[-1] == "'":
+        return source[1:-1]
+    for prefix, kind in _SOURCES:
+        if source.startswith(prefix):
+            name = source[len(prefix) :]
+            if kind == "header":
+                wanted = name.lower()
+                return next((v for k, v in headers if k == wanted), None)
+            if kind == "path":
+                return match.path_params.get(name)
+            if kind == "stage":
+                return match.stage.variables.get(name)
+    if source.startswith("$"):
+        return None
+    return source  # HTTP API mappings take bare literals
+
+
+def _mapped(
+    parameters: Mapping[str, str],
+    match: RouteMatch,
+    headers: list[tuple[str, str]],
+    query: list[tuple[str, str]],
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Apply header and query-string mappings (REST `integration.request.*`, HTTP API
+    `append:`/`overwrite:`/`remove:`) to the forwarded headers and query."""
+    original = list(headers)
     for target, source in parameters.items():
-        if not target.startswith(_INTEGRATION_HEADER):
+        value = _source_value(source, match, original)
+        if target.startswith(_INTEGRATION_HEADER):
+            action, where, name = "overwrite", "header", target[len(_INTEGRATION_HEADER) :]
+        elif target.startswith(_INTEGRATION_QUERY):
+            action, where, name = "overwrite", "querystring", target[len(_INTEGRATION_QUERY) :]
+        elif ":" in target and "." in target:
+            action, _, rest = target.partition(":")
+            where, _, name = rest.partition(".")
+        else:
             continue
-        name = target[len(_INTEGRATION_HEADER) :].lower()
-        value: str | None = None
-        if source.startswith(_METHOD_HEADER):
-            wanted = source[len(_METHOD_HEADER) :].lower()
-            value = next((v for k, v in headers if k == wanted), None)
-        elif source.startswith(_METHOD_PATH):
-            value = match.path_params.get(source[len(_METHOD_PATH) :])
-        elif len(source) >= 2 and source[0] == source[-1] == "'":
-            value = source[1:-1]
-        if value is not None:
-            out = [(k, v) for k, v in out if k != name]
-            out.append((name, value))
-    return out
+        items = headers if where == "header" else query if where == "querystring" else None
+        if items is None:
+            continue
+        key = name.lower() if where == "header" else name
+        if action in ("overwrite", "remove"):
+            items[:] = [(k, v) for k, v in items if k != key]
+        if action in ("overwrite", "append") and value is not None:
+            items.append((key, value))
+    return headers, query
 
 
 def _unreachable(kind: ApiKind) -> GatewayError:

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from fogbank.functions._resolve import resolve
+from fogbank.functions._resolve import Resolved, resolve
 from fogbank.functions._types import (
     InvocationError,
     Invoker,
@@ -43,6 +43,8 @@ class LambdaProxy:
     def __init__(self, invoker: Invoker, identity: Identity) -> None:
         self._invoker = invoker
         self._identity = identity
+        self._cache: dict[tuple[str, str | None], Resolved] = {}
+        self._cache_app: App | None = None
 
     async def __call__(self, exchange: Exchange) -> HttpResponse | None:
         match = exchange.match
@@ -111,30 +113,49 @@ class LambdaProxy:
         exchange: Exchange,
         kind: ApiKind,
     ) -> InvokeRequest:
-        try:
-            found = resolve(app, name, qualifier, identity=self._identity)
-        except InvocationError as exc:
-            # The template named a function that is not deployed (a stage variable, say).
-            raise _integration_failure(kind) from exc
-        tenant = None
+        found = self._resolved(app, name, qualifier, kind)
         return InvokeRequest(
             function_name=found.function.name,
             config=found.config,
             payload=orjson.dumps(event),
             request_id=exchange.request_id,
             invoked_arn=found.invoked_arn,
-            tenant_id=tenant,
             trace_id=exchange.request.header("x-amzn-trace-id") or "",
         )
 
-    async def _invoke(self, request: InvokeRequest, kind: ApiKind, timeout_ms: int) -> InvokeResult:
-        # Shielded: when the gateway stops waiting, the invocation still runs to its end (as on
-        # AWS) and its environment is released properly.
-        task = asyncio.ensure_future(self._invoker.invoke(request))
+    def _resolved(self, app: App, name: str, qualifier: str | None, kind: ApiKind) -> Resolved:
+        """Resolve the integration's target; memoised per app snapshot unless weights apply."""
+        if app is not self._cache_app:
+            self._cache.clear()
+            self._cache_app = app
+        key = (name, qualifier)
+        found = self._cache.get(key)
+        if found is not None:
+            return found
         try:
-            return await asyncio.wait_for(asyncio.shield(task), timeout_ms / 1000.0)
+            found = resolve(app, name, qualifier, identity=self._identity)
+        except InvocationError as exc:
+            # The template named a function that is not deployed (a stage variable, say).
+            raise _integration_failure(kind) from exc
+        alias = found.function.aliases.get(found.qualifier or "")
+        if alias is None or not alias.additional_weights:
+            self._cache[key] = found
+        return found
+
+    async def _invoke(self, request: InvokeRequest, kind: ApiKind, timeout_ms: int) -> InvokeResult:
+        try:
+            if request.config.timeout_s * 1000 < timeout_ms:
+                # The function's own timeout ends it first: no gateway timer is needed.
+                return await self._invoker.invoke(request)
+            # Shielded: when the gateway stops waiting, the invocation still runs to its end
+            # (as on AWS) and its environment is released properly.
+            task = asyncio.ensure_future(self._invoker.invoke(request))
+            try:
+                return await asyncio.wait_for(asyncio.shield(task), timeout_ms / 1000.0)
+            except TimeoutError:
+                task.add_done_callback(_consume)
+                raise
         except TimeoutError:
-            task.add_done_callback(_consume)
             raise integration_timeout(kind) from None
         except TooManyRequests as exc:
             raise _throttled(kind) from exc

@@ -8,7 +8,7 @@ nowhere else.
 from __future__ import annotations
 
 import logging
-import uuid
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -21,6 +21,15 @@ from fogbank.model import ApiKind, App
 log = logging.getLogger("fogbank.gateway")
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
+
+
+def new_request_id() -> str:
+    """A random (version 4) UUID as text, without building a `uuid.UUID` on the hot path."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @dataclass(slots=True)
@@ -110,11 +119,31 @@ class Pipeline:
             selector = self._selector = Selector(app)
         return selector
 
-    async def handle(self, request: HttpRequest) -> HttpResponse:
+    def _exchange(self, request: HttpRequest) -> Exchange:
         app = self._app_provider()
-        exchange = Exchange(
-            request=request, request_id=str(uuid.uuid4()), app=app, selector=self.selector(app)
+        return Exchange(
+            request=request, request_id=new_request_id(), app=app, selector=self.selector(app)
         )
+
+    def reject(self, request: HttpRequest, error: GatewayError) -> HttpResponse:
+        """Answer with a gateway error before the pipeline runs (the body was refused).
+
+        The error still takes the shape of the API the request was for, with a request id.
+        """
+        exchange = self._exchange(request)
+        found = exchange.selector.select(request)
+        if isinstance(found, RouteMatch | UrlMatch):
+            exchange.match = found
+            exchange.kind = found.api.kind if isinstance(found, RouteMatch) else ApiKind.HTTP
+        else:
+            exchange.kind = found
+        response = error.response(exchange.kind, exchange.request_id)
+        for finish in self.finishers:
+            response = finish(exchange, response)
+        return response
+
+    async def handle(self, request: HttpRequest) -> HttpResponse:
+        exchange = self._exchange(request)
         response: HttpResponse | None = None
         try:
             for step in self.steps:

@@ -191,7 +191,7 @@ class _Runner:
                 head.get("tenant"),
             )
             try:
-                event = json.loads(body) if body else {}
+                event = protocol.loads(body) if body else {}
             except ValueError as exc:
                 raise Fault("Runtime.UnmarshalError", f"Unable to unmarshal input: {exc}") from None
             result = self.handler(event, context)
@@ -245,8 +245,9 @@ def serve(sock_fd: int, log_fd: int, spec: dict[str, Any]) -> None:
         _apply(spec)
         runner = _Runner(sock, spec)
         runner.init(spec["handler"])
+        frames = protocol.FrameReader(sock)
         while True:
-            kind, head, body = protocol.recv_frame(sock)
+            kind, head, body = frames.read()
             if kind == protocol.INVOKE:
                 runner.invoke(head, body)
     except (EOFError, BrokenPipeError, ConnectionResetError):

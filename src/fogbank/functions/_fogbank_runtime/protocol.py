@@ -28,16 +28,37 @@ INVOKE = 6
 
 Header = dict[str, Any]
 
+try:  # The fast path when the interpreter has orjson (fogbank's own venv does).
+    import orjson as _orjson
+
+    def dumps(value: Any) -> bytes:
+        return _orjson.dumps(value)
+
+    def loads(raw: bytes) -> Any:
+        try:
+            return _orjson.loads(raw)
+        except _orjson.JSONDecodeError:
+            # orjson refuses integers beyond 64 bits and NaN; the standard parser takes both.
+            return json.loads(raw)
+
+except ImportError:  # pragma: no cover - exercised on interpreters without orjson
+
+    def dumps(value: Any) -> bytes:
+        return json.dumps(value, separators=(",", ":")).encode()
+
+    def loads(raw: bytes) -> Any:
+        return json.loads(raw)
+
 
 def pack(kind: int, header: Header | None = None, body: bytes = b"") -> bytes:
-    head = json.dumps(header, separators=(",", ":")).encode() if header else b""
+    head = dumps(header) if header else b""
     return PRELUDE.pack(kind, len(head), len(body)) + head + body
 
 
 def unpack_header(raw: bytes) -> Header:
     if not raw:
         return {}
-    value = json.loads(raw)
+    value = loads(raw)
     if not isinstance(value, dict):
         raise ValueError("frame header is not an object")
     return value
@@ -62,6 +83,33 @@ def recv_frame(sock: socket.socket) -> tuple[int, Header, bytes]:
     kind, head_len, body_len = PRELUDE.unpack(_recv_exact(sock, PRELUDE.size))
     head = _recv_exact(sock, head_len)
     return kind, unpack_header(head), _recv_exact(sock, body_len)
+
+
+class FrameReader:
+    """Blocking frame reads with one `recv` per frame in the common case (small frames)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buf = bytearray()
+
+    def _fill(self, need: int) -> None:
+        while len(self.buf) < need:
+            chunk = self.sock.recv(max(65536, need - len(self.buf)))
+            if not chunk:
+                raise EOFError("peer closed the socket")
+            self.buf += chunk
+
+    def read(self) -> tuple[int, Header, bytes]:
+        size = PRELUDE.size
+        self._fill(size)
+        kind, head_len, body_len = PRELUDE.unpack_from(self.buf)
+        end = size + head_len + body_len
+        self._fill(end)
+        buf = self.buf
+        head = unpack_header(bytes(buf[size : size + head_len]))
+        body = bytes(buf[size + head_len : end])
+        del buf[:end]
+        return kind, head, body
 
 
 def send_frame(
