@@ -1,5 +1,4 @@
 import base64
-import json
 
 from shop import response
 
