@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -18,6 +18,7 @@ from fogbank.functions._async import AsyncInvoker
 from fogbank.functions._invoke_api import InvokeApi
 from fogbank.functions._local import LocalInvoker
 from fogbank.functions._logs import LogStore
+from fogbank.functions._reload import CodeWatcher, Reload
 from fogbank.model import App
 from fogbank.store import SqliteEventQueue
 
@@ -89,11 +90,24 @@ class _Server:
 class Node:
     """Everything `fogbank up` runs, startable several times in one process (tests do)."""
 
-    def __init__(self, config: NodeConfig, app: App) -> None:
+    def __init__(
+        self,
+        config: NodeConfig,
+        app: App,
+        *,
+        reload: bool = False,
+        on_reload: Callable[[Reload], None] | None = None,
+    ) -> None:
+        """`reload` watches the code and layer directories (`fogbank up` does by default)."""
         self.config = config
         self.app = app
         self.logs = LogStore(config.logs_dir)
         self.invoker = LocalInvoker(config, self.current_app, self.logs)
+        self.watcher = (
+            CodeWatcher(self.invoker, self.current_app, config, on_reload=on_reload)
+            if reload
+            else None
+        )
         config.state_dir.mkdir(parents=True, exist_ok=True)
         self.queue = SqliteEventQueue(config.state_dir / "async-events.sqlite3")
         self.async_invoker = AsyncInvoker(
@@ -125,6 +139,8 @@ class Node:
         control_sock = bind_socket(self.config.control_host, self.config.control_port)
         try:
             await self.invoker.start()
+            if self.watcher is not None:
+                await self.watcher.start()
             await self.async_invoker.start()
             self._control = _Server(self.invoke_api, control_sock)
             await self._control.start()
@@ -135,6 +151,8 @@ class Node:
 
     async def stop(self) -> None:
         """Stop accepting, let in-flight requests finish, then stop environments."""
+        if self.watcher is not None:
+            await self.watcher.stop()
         if self._control is not None:
             await self._control.stop()
             self._control = None

@@ -69,6 +69,10 @@ def up(
     idle_timeout: Annotated[
         float, typer.Option(help="Seconds before an idle environment stops.")
     ] = 300.0,
+    reload: Annotated[
+        bool,
+        typer.Option(help="Restart a function's environments when its code or layers change."),
+    ] = True,
 ) -> None:
     """Serve the application until Ctrl-C or SIGTERM."""
     try:
@@ -82,7 +86,7 @@ def up(
             functions=_functions_config(runtime, preload, max_environments, idle_timeout),
         )
         application = load_app(path, overrides)
-        _up.run(config, application, path)
+        _up.run(config, application, path, reload=reload)
     except FogbankError as exc:
         fail(str(exc))
 

@@ -12,6 +12,7 @@ from rich.table import Table
 from fogbank._errors import FogbankError
 from fogbank._node import Node
 from fogbank.config import NodeConfig
+from fogbank.functions._reload import Reload
 from fogbank.model import App
 
 out = Console(highlight=False)
@@ -42,10 +43,17 @@ def _banner(node: Node, template: Path) -> None:
         f"(aws lambda invoke --endpoint-url {node.control_url} --function-name NAME out.json)"
     )
     out.print(f"logs: {node.config.logs_dir}   Ctrl-C to stop")
+    if node.watcher is not None:
+        out.print("reload: on (code and layer changes apply to the next invocation)")
 
 
-async def serve(config: NodeConfig, app: App, template: Path) -> None:
-    node = Node(config, app)
+async def serve(config: NodeConfig, app: App, template: Path, *, reload: bool = True) -> None:
+    base = Path.cwd()
+
+    def reloaded(change: Reload) -> None:
+        out.print(change.describe(base), markup=False, soft_wrap=True)
+
+    node = Node(config, app, reload=reload, on_reload=reloaded)
     await node.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -61,12 +69,12 @@ async def serve(config: NodeConfig, app: App, template: Path) -> None:
         await node.stop()
 
 
-def run(config: NodeConfig, app: App, template: Path) -> None:
+def run(config: NodeConfig, app: App, template: Path, *, reload: bool = True) -> None:
     try:
         import uvloop
 
-        uvloop.run(serve(config, app, template))
+        uvloop.run(serve(config, app, template, reload=reload))
     except ImportError:
-        asyncio.run(serve(config, app, template))
+        asyncio.run(serve(config, app, template, reload=reload))
     except FogbankError:
         raise

@@ -8,7 +8,7 @@ import logging
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from fogbank.config import NodeConfig
@@ -17,6 +17,7 @@ from fogbank.functions._envvars import environment_for
 from fogbank.functions._layers import layer_set_key, merge_layers, python_paths
 from fogbank.functions._logs import LogStore, invocation_log
 from fogbank.functions._python_env import PythonEnvironment, error_payload, read_memory_mb
+from fogbank.functions._reload import Generations, versions, zygote_sets
 from fogbank.functions._types import (
     MAX_SYNC_PAYLOAD,
     ChunkSink,
@@ -38,6 +39,8 @@ log = logging.getLogger("fogbank.functions")
 
 PoolKey = tuple[str, str, str | None]
 """(function name, version, tenant id)."""
+ZygoteKey = tuple[str, str | None, str, int]
+"""(interpreter, layer set key, Python minor version, generation of the layer set)."""
 
 _REAP_EVERY_S = 1.0
 
@@ -59,8 +62,10 @@ class LocalInvoker:
         self.fconfig = config.functions
         self.app_provider = app_provider
         self.logs = logs or LogStore(config.logs_dir)
-        self._zygotes: dict[tuple[str, str | None, str], Zygote] = {}
-        self._zygote_locks: dict[tuple[str, str | None, str], asyncio.Lock] = {}
+        self._zygotes: dict[ZygoteKey, Zygote] = {}
+        self._zygote_locks: dict[ZygoteKey, asyncio.Lock] = {}
+        self._discarding: set[asyncio.Task[None]] = set()
+        self.generations = Generations()
         self._pools: dict[PoolKey, _Pool] = {}
         self._busy: set[ExecutionEnvironment] = set()
         self._in_flight: dict[str, int] = {}
@@ -88,7 +93,9 @@ class LocalInvoker:
         self._pools.clear()
         self._busy.clear()
         await asyncio.gather(*(env.stop() for env in envs), return_exceptions=True)
-        await asyncio.gather(*(z.stop() for z in self._zygotes.values()), return_exceptions=True)
+        await asyncio.gather(*self._discarding, return_exceptions=True)
+        zygotes = [*self._zygotes.values(), *self.generations.retired(unused_only=False)]
+        await asyncio.gather(*(z.stop() for z in zygotes), return_exceptions=True)
         self._zygotes.clear()
         self.logs.close()
 
@@ -123,6 +130,42 @@ class LocalInvoker:
         from fogbank.model import PYTHON_RUNTIMES
 
         return [f"{rt} -> {self.fconfig.interpreter_for(rt)}" for rt in PYTHON_RUNTIMES]
+
+    async def invalidate(self, names: Collection[str], *, zygotes: bool = False) -> set[str]:
+        """Retire the environments of these functions (every version): their code changed.
+
+        Idle environments stop now; busy ones finish their invocation on the old code and are
+        then discarded, so the next invocation starts a fresh environment. With `zygotes` (a
+        layer or a preloaded module changed) the zygotes they fork from are replaced and their
+        layers merged afresh, which retires every function forked from those zygotes as well.
+        Returns the names of the functions retired.
+        """
+        app = self.app_provider()
+        stale = {name for name in names if name in app.functions}
+        sets: set[str] = set()
+        if zygotes:
+            sets = zygote_sets(cfg for name in stale for cfg in versions(app.functions[name]))
+            stale |= {fn.name for fn in app.functions.values() if zygote_sets(versions(fn)) & sets}
+            for zkey in [zkey for zkey in self._zygotes if (zkey[1] or "") in sets]:
+                self.generations.retire(self._zygotes.pop(zkey))
+        # New zygote keys from here on: environments started now get new zygotes and merges.
+        self.generations.bump(stale, sets)
+        idle: list[ExecutionEnvironment] = []
+        for key, pool in self._pools.items():
+            if key[0] in stale:
+                idle += pool.idle
+                pool.idle.clear()
+        for env in idle:
+            self._provisioned.discard(env.env_id)
+        await asyncio.gather(*(env.stop() for env in idle), return_exceptions=True)
+        await self._stop_retired_zygotes()
+        # Warm the new zygotes now and bring provisioned concurrency back to strength.
+        await self.provision(app)
+        return stale
+
+    async def _stop_retired_zygotes(self) -> None:
+        unused = self.generations.retired(unused_only=True)
+        await asyncio.gather(*(z.stop() for z in unused), return_exceptions=True)
 
     # -- invocation ---------------------------------------------------------------------------
 
@@ -190,7 +233,11 @@ class LocalInvoker:
         if pool is not None:
             while pool.idle:
                 env = pool.idle.pop()
-                if env.state is EnvState.IDLE and env.config is cfg:
+                if (
+                    env.state is EnvState.IDLE
+                    and env.config is cfg
+                    and self.generations.current(env)
+                ):
                     return env
                 await env.stop()
         return await self._create(cfg, tenant, InitType.ON_DEMAND)
@@ -199,6 +246,13 @@ class LocalInvoker:
         self, cfg: FunctionConfig, tenant: str | None, env: ExecutionEnvironment, result: EnvResult
     ) -> None:
         if result.env_lost or env.state is not EnvState.IDLE:
+            return
+        if not self.generations.current(env):
+            # Its code changed while it ran: stopped in the background, not pooled.
+            self._provisioned.discard(env.env_id)
+            task = asyncio.create_task(env.stop())
+            self._discarding.add(task)
+            task.add_done_callback(self._discarding.discard)
             return
         self._pools.setdefault((cfg.name, cfg.version, tenant), _Pool()).idle.append(env)
 
@@ -233,19 +287,22 @@ class LocalInvoker:
         self, cfg: FunctionConfig, tenant: str | None, init_type: InitType
     ) -> ExecutionEnvironment:
         env_id = uuid.uuid4().hex
+        generation = self.generations.of(cfg.name)
+        run_dir = self.generations.run_dir(self.config.run_dir, cfg.layers)
         if not cfg.is_python:
             custom = CustomEnvironment(
                 cfg,
                 identity=self.config.identity,
-                run_dir=self.config.run_dir,
+                run_dir=run_dir,
                 env_id=env_id,
                 tenant_id=tenant,
                 init_type=init_type,
             )
+            self.generations.record(custom, generation, None)
             await custom.start()
             return custom
         tmp_dir = self.config.run_dir / "tmp" / env_id
-        layer_root = merge_layers(cfg.layers, self.config.run_dir / "layers")
+        layer_root = merge_layers(cfg.layers, run_dir / "layers")
         variables = environment_for(
             cfg,
             identity=self.config.identity,
@@ -264,14 +321,19 @@ class LocalInvoker:
             tenant_id=tenant,
             env_id=env_id,
         )
+        self.generations.record(env, generation, zygote)
         await env.start()
         return env
 
-    async def _zygote(self, cfg: FunctionConfig) -> Zygote:
+    def _zygote_key(self, cfg: FunctionConfig) -> ZygoteKey:
         interpreter = self.fconfig.interpreter_for(cfg.runtime)
         layers_key = layer_set_key(cfg.layers) if cfg.layers else None
-        minor = cfg.runtime.removeprefix("python")
-        key = (interpreter, layers_key, minor)
+        generation = self.generations.of_layers(layers_key or "")
+        return interpreter, layers_key, cfg.runtime.removeprefix("python"), generation
+
+    async def _zygote(self, cfg: FunctionConfig) -> Zygote:
+        key = self._zygote_key(cfg)
+        interpreter, _, minor, _ = key
         zygote = self._zygotes.get(key)
         if zygote is not None and zygote.alive:
             return zygote
@@ -280,7 +342,8 @@ class LocalInvoker:
             zygote = self._zygotes.get(key)
             if zygote is not None and zygote.alive:
                 return zygote
-            layer_root = merge_layers(cfg.layers, self.config.run_dir / "layers")
+            run_dir = self.generations.run_dir(self.config.run_dir, cfg.layers)
+            layer_root = merge_layers(cfg.layers, run_dir / "layers")
             zygote = Zygote(
                 interpreter,
                 python_paths(layer_root, minor),
@@ -288,7 +351,11 @@ class LocalInvoker:
                 private_tmp=self.private_tmp,
             )
             await zygote.start()
-            self._zygotes[key] = zygote
+            if key == self._zygote_key(cfg):
+                self._zygotes[key] = zygote
+            else:
+                # A reload replaced it while it started; only the (stale) caller forks from it.
+                self.generations.retire(zygote)
             return zygote
 
     async def _supervise(self) -> None:
@@ -314,6 +381,7 @@ class LocalInvoker:
             if now < next_reap:
                 continue
             next_reap = now + _REAP_EVERY_S
+            await self._stop_retired_zygotes()
             for pool in self._pools.values():
                 stale = [
                     env
