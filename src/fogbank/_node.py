@@ -19,6 +19,7 @@ from fogbank.functions._invoke_api import InvokeApi
 from fogbank.functions._local import LocalInvoker
 from fogbank.functions._logs import LogStore
 from fogbank.functions._reload import CodeWatcher, Reload
+from fogbank.gateway import Gateway
 from fogbank.model import App
 from fogbank.store import SqliteEventQueue
 
@@ -62,6 +63,9 @@ class _Server:
             loop="none",
             lifespan="off",
             access_log=False,
+            server_header=False,
+            # fogbank builds X-Forwarded-* itself, as API Gateway does; uvicorn need not parse them.
+            proxy_headers=False,
             log_level="warning",
             timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
         )
@@ -116,7 +120,9 @@ class Node:
         self.invoke_api = InvokeApi(
             self.current_app, self.invoker, self.async_invoker, config.identity
         )
+        self.gateway = Gateway(self.current_app, self.invoker, config.identity)
         self._control: _Server | None = None
+        self._data: _Server | None = None
 
     def current_app(self) -> App:
         return self.app
@@ -130,6 +136,17 @@ class Node:
     def control_url(self) -> str:
         return f"http://{self.config.control_host}:{self.control_port}"
 
+    @property
+    def port(self) -> int:
+        """The data plane's port (the one bound, when the config asked for 0)."""
+        assert self._data is not None
+        return self._data.port
+
+    @property
+    def url(self) -> str:
+        host = self.config.host if self.config.host not in ("0.0.0.0", "::") else "127.0.0.1"
+        return f"http://{host}:{self.port}"
+
     async def deploy(self, app: App) -> None:
         """Swap in a new app; environments of changed function versions are replaced lazily."""
         self.app = app
@@ -138,14 +155,22 @@ class Node:
     async def start(self) -> None:
         control_sock = bind_socket(self.config.control_host, self.config.control_port)
         try:
+            data_sock = bind_socket(self.config.host, self.config.port)
+        except BaseException:
+            control_sock.close()
+            raise
+        try:
             await self.invoker.start()
             if self.watcher is not None:
                 await self.watcher.start()
             await self.async_invoker.start()
             self._control = _Server(self.invoke_api, control_sock)
             await self._control.start()
+            self._data = _Server(self.gateway.asgi, data_sock)
+            await self._data.start()
         except BaseException:
             control_sock.close()
+            data_sock.close()
             await self.stop()
             raise
 
@@ -153,9 +178,10 @@ class Node:
         """Stop accepting, let in-flight requests finish, then stop environments."""
         if self.watcher is not None:
             await self.watcher.stop()
-        if self._control is not None:
-            await self._control.stop()
-            self._control = None
+        servers = [s for s in (self._data, self._control) if s is not None]
+        await asyncio.gather(*(s.stop() for s in servers))
+        self._data = self._control = None
+        await self.gateway.close()
         await self.async_invoker.stop()
         await self.invoker.stop()
         await self.queue.close()
