@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -213,3 +214,61 @@ def test_help_lists_commands() -> None:
     text = textwrap.dedent(proc.stdout.decode())
     for command in ("up", "invoke", "logs"):
         assert command in text
+
+
+SLOW_TEMPLATE = """\
+AWSTemplateFormatVersion: "2010-09-09"
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Slow:
+    Type: AWS::Serverless::Function
+    Properties:
+      Runtime: python3.12
+      CodeUri: src
+      Handler: slow.handler
+      Timeout: 10
+      Events:
+        Get:
+          Type: HttpApi
+          Properties: {Path: /slow, Method: GET}
+"""
+
+
+def test_sigterm_lets_in_flight_requests_finish(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "slow.py").write_text(
+        "import time\n"
+        "def handler(event, context):\n"
+        "    time.sleep(1.5)\n"
+        "    return {'done': True}\n"
+    )
+    (tmp_path / "template.yaml").write_text(SLOW_TEMPLATE)
+    port = _free_port()
+    proc = subprocess.Popen(
+        [FOGBANK, "up", "--port", str(port), "--control-port", str(_free_port()), "--no-reload"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    result: dict[str, object] = {}
+
+    def call() -> None:
+        import httpx
+
+        resp = httpx.get(f"http://127.0.0.1:{port}/slow", timeout=20)
+        result["status"], result["body"] = resp.status_code, resp.json()
+
+    try:
+        _wait_port(port, proc)
+        worker = threading.Thread(target=call)
+        worker.start()
+        time.sleep(0.5)  # the request is in flight (the handler sleeps 1.5 s)
+        proc.send_signal(signal.SIGTERM)
+        worker.join(20)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert result == {"status": 200, "body": {"done": True}}
+    assert proc.returncode == 0, err
+    assert b"stopping" in out

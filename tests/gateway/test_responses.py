@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Annotated, Any, cast
 
@@ -282,6 +283,19 @@ def make_app() -> FastAPI:
 
 
 HANDLER = Mangum(make_app(), lifespan="off")
+
+
+@pytest.fixture(autouse=True)
+def event_loop_for_mangum() -> Iterator[None]:
+    """Mangum runs the app on `asyncio.get_event_loop()`, as a fresh Lambda process has one; a
+    test run that already closed its loops (asyncio.run) must hand it a new one."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    yield
+    asyncio.set_event_loop(None)
+    loop.close()
+
+
 CONTEXT = cast(
     LambdaContext,
     SimpleNamespace(

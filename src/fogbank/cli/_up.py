@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -11,11 +12,17 @@ from rich.table import Table
 
 from fogbank._errors import FogbankError
 from fogbank._node import Node
+from fogbank.cli._routes import routes_table
 from fogbank.config import NodeConfig
 from fogbank.functions._reload import Reload
 from fogbank.model import App
 
-out = Console(highlight=False)
+# Piped output (CI logs, `| tee`) gets room for the URL columns instead of rich's 80.
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+
+
+def _display_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
 
 
 def _banner(node: Node, template: Path) -> None:
@@ -37,7 +44,10 @@ def _banner(node: Node, template: Path) -> None:
     for runtime in used:
         out.print(f"runtime {runtime} → {node.config.functions.interpreter_for(runtime)}")
     for warning in app.warnings:
-        out.print(f"[yellow]warning:[/] {warning}")
+        out.print(f"[yellow]warning:[/] {warning}", markup=True)
+    if app.apis or app.function_urls:
+        out.print(routes_table(app, node.port, _display_host(node.config.host)))
+    out.print(f"APIs: [bold]{node.url}[/]   (see docs/gateway.md for the URL rules)")
     out.print(
         f"Lambda API: [bold]{node.control_url}[/]  "
         f"(aws lambda invoke --endpoint-url {node.control_url} --function-name NAME out.json)"
