@@ -30,7 +30,17 @@ PUBLIC = {
         "ResourceNotFound",
         "TooManyRequests",
     ],
-    "fogbank.store": ["EventQueue", "MemoryEventQueue", "QueuedEvent", "SqliteEventQueue"],
+    "fogbank.store": [
+        "Clock",
+        "EventQueue",
+        "MemoryEventQueue",
+        "QueuedEvent",
+        "QuotaCounter",
+        "RateLimiter",
+        "ResponseCache",
+        "SqliteEventQueue",
+        "Stores",
+    ],
 }
 
 

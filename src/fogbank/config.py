@@ -50,6 +50,10 @@ class NodeConfig:
     """Where logs, the async queue and other durable state live."""
     identity: Identity = field(default_factory=Identity)
     functions: FunctionsConfig = field(default_factory=FunctionsConfig)
+    redis_url: str | None = None
+    """Cluster store for counters, quotas and caches (`redis://127.0.0.1:6379/0`); None = memory."""
+    admin_token: str | None = None
+    """Bearer token the admin API requires; None lets the CLI generate one at start-up."""
 
     @property
     def logs_dir(self) -> Path:

@@ -58,6 +58,13 @@ class Step(Protocol):
 Finisher = Callable[[Exchange, HttpResponse], HttpResponse]
 """Runs on every response on the way out (CORS headers, request id headers, access log)."""
 
+ErrorRenderer = Callable[[Exchange, GatewayError], HttpResponse]
+"""Turns a gateway error into the response the client gets (custom gateway responses hook here)."""
+
+
+def default_error_renderer(exchange: Exchange, error: GatewayError) -> HttpResponse:
+    return error.response(exchange.kind, exchange.request_id)
+
 
 class SelectRoute:
     """Find the API, stage and route (or Function URL); answer "no route" when there is none."""
@@ -106,10 +113,12 @@ class Pipeline:
         app_provider: Callable[[], App],
         steps: Sequence[Step],
         finishers: Sequence[Finisher] = (),
+        error_renderer: ErrorRenderer = default_error_renderer,
     ) -> None:
         self._app_provider = app_provider
         self.steps = list(steps)
         self.finishers = list(finishers)
+        self.render_error = error_renderer
         self._selector: Selector | None = None
 
     def selector(self, app: App) -> Selector:
@@ -137,7 +146,7 @@ class Pipeline:
             exchange.kind = found.api.kind if isinstance(found, RouteMatch) else ApiKind.HTTP
         else:
             exchange.kind = found
-        response = error.response(exchange.kind, exchange.request_id)
+        response = self.render_error(exchange, error)
         for finish in self.finishers:
             response = finish(exchange, response)
         return response
@@ -153,7 +162,7 @@ class Pipeline:
             if response is None:
                 raise GatewayError(500, "Internal server error", "InternalServerErrorException")
         except GatewayError as err:
-            response = err.response(exchange.kind, exchange.request_id)
+            response = self.render_error(exchange, err)
         except Exception:
             log.exception(
                 "request %s %s failed (request id %s)",
@@ -162,7 +171,7 @@ class Pipeline:
                 exchange.request_id,
             )
             failure = GatewayError(500, "Internal server error", "InternalServerErrorException")
-            response = failure.response(exchange.kind, exchange.request_id)
+            response = self.render_error(exchange, failure)
         for finish in self.finishers:
             response = finish(exchange, response)
         return response

@@ -7,6 +7,8 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from fogbank.model._management import ApiManagement
+
 REST_TIMEOUT_MS = 29_000
 HTTP_TIMEOUT_MS = 30_000
 ANY = "ANY"
@@ -137,6 +139,8 @@ class Api:
     disable_execute_api_endpoint: bool = False
     api_key_source: str = "HEADER"
     """REST: where API keys come from, `HEADER` (`x-api-key`) or `AUTHORIZER` (usageIdentifierKey)."""
+    management: ApiManagement = field(default_factory=ApiManagement)
+    """Authorizers, validation, gateway responses and per-stage settings."""
 
     @property
     def default_timeout_ms(self) -> int:

@@ -9,6 +9,7 @@ from pathlib import Path
 from fogbank._errors import FogbankError
 from fogbank.model._api import Api, FunctionUrl
 from fogbank.model._function import Function, Layer
+from fogbank.model._management import ApiKey, UsagePlan
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_ACCOUNT = "123456789012"
@@ -46,6 +47,10 @@ class App:
     """REST and HTTP APIs by API id."""
     function_urls: Mapping[str, FunctionUrl] = field(default_factory=dict)
     """Function URLs by function name."""
+    usage_plans: Mapping[str, UsagePlan] = field(default_factory=dict)
+    """Usage plans by plan id."""
+    api_keys: Mapping[str, ApiKey] = field(default_factory=dict)
+    """API keys by key id."""
 
     @classmethod
     def build(
@@ -57,6 +62,8 @@ class App:
         warnings: Iterable[str] = (),
         apis: Iterable[Api] = (),
         function_urls: Iterable[FunctionUrl] = (),
+        usage_plans: Iterable[UsagePlan] = (),
+        api_keys: Iterable[ApiKey] = (),
     ) -> App:
         """Assemble an app from functions, filling in layer ARNs; the programmatic entry point."""
         ident = identity or Identity()
@@ -91,6 +98,8 @@ class App:
             warnings=tuple(warnings),
             apis=api_map,
             function_urls={url.function_name: url for url in function_urls},
+            usage_plans={plan.plan_id: plan for plan in usage_plans},
+            api_keys={key.key_id: key for key in api_keys},
         )
 
     def find_function(self, name: str) -> Function | None:
