@@ -15,8 +15,10 @@ from fogbank.model import (
     SUPPORTED_RUNTIMES,
     Alias,
     App,
+    DeploymentPreference,
     Destination,
     Identity,
+    ShiftKind,
     TenancyMode,
     load_template,
 )
@@ -171,13 +173,19 @@ def test_canary_deployment_from_json(fixtures: Path) -> None:
         "PAYMENTS": "PaymentsFunction:live"
     }
     assert app.functions["AuditFunction"].streaming is False
-    # DeploymentPreference makes CodeDeploy resources: warned about once each, never an error.
+    # DeploymentPreference's CodeDeploy resources are read into the function's preference.
+    assert payments.deployment_preference == DeploymentPreference(
+        alias="live",
+        config_name="Canary10Percent5Minutes",
+        kind=ShiftKind.CANARY,
+        percentage=10.0,
+        interval_s=300.0,
+    )
+    assert app.functions["AuditFunction"].deployment_preference is None
     assert app.warnings == (
         f"PaymentsFunctionEventInvokeConfig: the OnFailure destination {queue} (SQS) "
         "is not delivered by fogbank",
         "PaymentsFunctionEventInvokeConfigOnFailureQueue (AWS::SQS::Queue) is not served by fogbank",
-        "ServerlessDeploymentApplication (AWS::CodeDeploy::Application) is not served by fogbank",
-        "PaymentsFunctionDeploymentGroup (AWS::CodeDeploy::DeploymentGroup) is not served by fogbank",
     )
 
 

@@ -7,6 +7,7 @@ from fogbank.model._api import (
     Api,
     ApiKind,
     Cors,
+    Deployment,
     FunctionUrl,
     Integration,
     IntegrationResponse,
@@ -47,6 +48,7 @@ from fogbank.model._management import (
     UsagePlanStage,
 )
 from fogbank.model._template import load_template
+from fogbank.model._traffic import DeploymentPreference, ShiftKind
 
 __all__ = [
     "ANY",
@@ -68,6 +70,8 @@ __all__ = [
     "AuthorizerType",
     "Canary",
     "Cors",
+    "Deployment",
+    "DeploymentPreference",
     "Destination",
     "EventInvokeConfig",
     "Function",
@@ -85,6 +89,7 @@ __all__ = [
     "RequestValidator",
     "Route",
     "RouteValidation",
+    "ShiftKind",
     "Stage",
     "StageSettings",
     "TenancyMode",

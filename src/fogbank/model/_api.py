@@ -124,6 +124,17 @@ class Stage:
 
 
 @dataclass(frozen=True, slots=True)
+class Deployment:
+    """An immutable snapshot of an API's routes: what a stage serves (`StageSettings.deployment_id`)."""
+
+    deployment_id: str
+    routes: tuple[Route, ...]
+    description: str = ""
+    created_s: float = 0.0
+    """Epoch seconds."""
+
+
+@dataclass(frozen=True, slots=True)
 class Api:
     """A REST or HTTP API with its routes and stages."""
 
@@ -141,10 +152,18 @@ class Api:
     """REST: where API keys come from, `HEADER` (`x-api-key`) or `AUTHORIZER` (usageIdentifierKey)."""
     management: ApiManagement = field(default_factory=ApiManagement)
     """Authorizers, validation, gateway responses and per-stage settings."""
+    deployments: Mapping[str, Deployment] = field(default_factory=dict)
+    """Deployment id -> snapshot. `routes` is the API as last imported or loaded; a stage serves
+    the deployment its settings name, and `routes` only when it names none."""
 
     @property
     def default_timeout_ms(self) -> int:
         return REST_TIMEOUT_MS if self.kind is ApiKind.REST else HTTP_TIMEOUT_MS
+
+    def deployment_of(self, stage: str) -> Deployment | None:
+        """The deployment a stage serves, or None when it serves `routes` as they are."""
+        settings = self.management.stage_settings.get(stage)
+        return self.deployments.get(settings.deployment_id) if settings is not None else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from fogbank.model._traffic import DeploymentPreference
+
 LATEST = "$LATEST"
 
 PYTHON_RUNTIMES = tuple(f"python3.{minor}" for minor in range(9, 15))
@@ -133,6 +135,9 @@ class Function:
     event_invoke: EventInvokeConfig = field(default_factory=EventInvokeConfig)
     streaming: bool = False
     """True when the function's URL uses `InvokeMode: RESPONSE_STREAM`."""
+    deployment_preference: DeploymentPreference | None = None
+    """`AutoPublishAlias` (+ `DeploymentPreference`): a code change publishes a version and moves
+    the alias to it, gradually when the preference says so."""
 
     @property
     def name(self) -> str:

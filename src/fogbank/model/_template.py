@@ -44,6 +44,7 @@ from fogbank.model._intrinsics import (
 )
 from fogbank.model._openapi import inline_definitions
 from fogbank.model._sam import LOCAL_BUCKET, Expanded, expand
+from fogbank.model._traffic import DeploymentPreference, read_preference
 from fogbank.model._yaml import load_document
 
 INLINE_DIR = Path(".fogbank", "inline")
@@ -55,7 +56,12 @@ _SERVED = frozenset(
 )
 # Left to `_apis`, which serves API Gateway resources and warns about the rest; permissions only
 # grant access, which fogbank does not enforce.
-_QUIET_PREFIXES = ("AWS::ApiGateway::", "AWS::ApiGatewayV2::", "AWS::Lambda::Permission")
+_QUIET_PREFIXES = (
+    "AWS::ApiGateway::",
+    "AWS::ApiGatewayV2::",
+    "AWS::Lambda::Permission",
+    "AWS::CodeDeploy::",  # read through the alias UpdatePolicy that names them (`_traffic`)
+)
 _DESTINATION_KINDS = {"lambda": "Lambda", "sqs": "SQS", "sns": "SNS", "events": "EventBridge"}
 
 # Lambda caps the total size of a function's environment variables at 4 KB.
@@ -120,6 +126,7 @@ class _Draft:
     provisioned: dict[str, int] = field(default_factory=dict)
     event_invoke: EventInvokeConfig = field(default_factory=EventInvokeConfig)
     streaming: bool = False
+    deployment: DeploymentPreference | None = None
 
     def function(self) -> Function:
         return Function(
@@ -132,6 +139,7 @@ class _Draft:
             tenancy=self.tenancy,
             event_invoke=self.event_invoke,
             streaming=self.streaming,
+            deployment_preference=self.deployment,
         )
 
 
@@ -384,6 +392,17 @@ class _Builder:
             weights[other] = weight
         draft.aliases[name] = Alias(name, version, weights, props.text("Description", default=""))
         self._provisioned(draft, name, props)
+        raw = self.expanded.template["Resources"][logical_id]
+        draft.deployment = read_preference(
+            logical_id,
+            name,
+            raw,
+            self.resolved.resources,
+            self.resolved.physical_ids,
+            file=self.file,
+        )
+        if draft.deployment is None and logical_id not in self.expanded.source_ids:
+            draft.deployment = DeploymentPreference(alias=name)  # AutoPublishAlias alone
 
     def _event_invoke(self, logical_id: str, props: _Props) -> None:
         if (draft := self._owner(logical_id, props, "FunctionName")) is None:
