@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from fogbank.functions._types import Invoker
 from fogbank.gateway._asgi import DataPlane
+from fogbank.gateway._canary import CanarySplit
 from fogbank.gateway._cors import CorsPreflight, add_cors_headers
 from fogbank.gateway._http_proxy import HttpProxy
 from fogbank.gateway._lambda import LambdaProxy
@@ -29,8 +30,11 @@ class Gateway:
         self, app_provider: Callable[[], App], invoker: Invoker, identity: Identity
     ) -> None:
         self.http_proxy = HttpProxy()
+        self.canary = CanarySplit()
+        """Its `rng` decides canary requests; tests replace it with a seeded one."""
         steps: list[Step] = [
             SelectRoute(),
+            self.canary,
             LimitBody(),
             CorsPreflight(),
             LambdaProxy(invoker, identity),

@@ -12,11 +12,14 @@ Precedence on the node's own host (`127.0.0.1:3000`), documented in docs/gateway
 
 On an API's own host (`{apiId}.execute-api.localhost:3000`) only that API is considered, exactly as
 on AWS; `{urlId}.lambda-url.{region}.localhost:3000` reaches a Function URL.
+
+A stage serves the routes of the deployment its settings name (`StageSettings.deployment_id`), so
+two stages of one API can serve different snapshots; a router is built once per deployment.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fogbank.gateway._router import Router
 from fogbank.gateway._types import HttpRequest, RouteMatch, UrlMatch
@@ -30,8 +33,23 @@ LAMBDA_URL = "lambda-url"
 class _Compiled:
     api: Api
     router: Router
+    """The API's routes as last imported or loaded (stages without a deployment serve them)."""
     root_stage: Stage | None
     """The stage served at the root of the host: `$default` (HTTP), else the first stage."""
+    deployments: dict[str, Router] = field(default_factory=dict)
+    """A router per deployment (immutable snapshot) that a stage or canary serves."""
+    stages: dict[str, Router] = field(default_factory=dict)
+    """Stage name -> the router of its deployment; stages not listed serve `router`."""
+
+    def deployment(self, deployment_id: str) -> Router | None:
+        router = self.deployments.get(deployment_id)
+        if router is None and deployment_id in self.api.deployments:
+            routes = self.api.deployments[deployment_id].routes
+            router = self.deployments[deployment_id] = Router(routes)
+        return router
+
+    def of(self, stage: Stage) -> Router:
+        return self.stages.get(stage.name, self.router)
 
 
 class Selector:
@@ -84,12 +102,26 @@ class Selector:
                     if found is not None:
                         return found
         for compiled in self._apis:
-            if compiled.router.default is not None and compiled.root_stage is not None:
-                return _match(compiled, compiled.root_stage, compiled.router.default, {}, request)
+            root = compiled.root_stage
+            if root is not None and (default := compiled.of(root).default) is not None:
+                return _match(compiled, root, default, {}, request)
         return None
 
     def url(self, function_name: str) -> FunctionUrl | None:
         return self.app.function_urls.get(function_name)
+
+    def rematch(
+        self, request: HttpRequest, match: RouteMatch, deployment_id: str, stage: Stage
+    ) -> RouteMatch | None:
+        """The same request against another deployment of its API (a canary), as `stage`."""
+        compiled = self._by_id.get(match.api.api_id)
+        router = compiled.deployment(deployment_id) if compiled is not None else None
+        hit = router.match(request.method, match.path) if router is not None else None
+        if compiled is None or hit is None:
+            return None
+        found = _match(compiled, stage, hit[0], hit[1], request, path=match.path)
+        found.stage_in_path = match.stage_in_path
+        return found
 
 
 def _compile(api: Api) -> _Compiled:
@@ -98,7 +130,14 @@ def _compile(api: Api) -> _Compiled:
         root = api.stages.get(DEFAULT_STAGE)
     else:
         root = next(iter(api.stages.values()), None)
-    return _Compiled(api=api, router=Router(api.routes), root_stage=root)
+    compiled = _Compiled(api=api, router=Router(api.routes), root_stage=root)
+    for name in api.stages:
+        deployed = api.deployment_of(name)
+        if deployed is not None:
+            router = compiled.deployment(deployed.deployment_id)
+            assert router is not None
+            compiled.stages[name] = router
+    return compiled
 
 
 def _staged(compiled: _Compiled, request: HttpRequest) -> RouteMatch | None:
@@ -110,7 +149,7 @@ def _staged(compiled: _Compiled, request: HttpRequest) -> RouteMatch | None:
     if stage is None:
         return None
     rest = "/" if end < 0 else raw[end:]
-    hit = compiled.router.match(request.method, rest)
+    hit = compiled.of(stage).match(request.method, rest)
     if hit is None:
         return None
     route, params = hit
@@ -122,8 +161,9 @@ def _staged(compiled: _Compiled, request: HttpRequest) -> RouteMatch | None:
 def _at_root(
     compiled: _Compiled, stage: Stage, request: HttpRequest, *, with_default: bool
 ) -> RouteMatch | None:
-    hit = compiled.router.match(request.method, request.raw_path)
-    if hit is None or (hit[0] is compiled.router.default and not with_default):
+    router = compiled.of(stage)
+    hit = router.match(request.method, request.raw_path)
+    if hit is None or (hit[0] is router.default and not with_default):
         return None
     return _match(compiled, stage, hit[0], hit[1], request)
 
