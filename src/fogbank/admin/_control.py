@@ -147,9 +147,11 @@ class AdminControl:
 
     async def commit(self, changes: list[Change]) -> App:
         """Check, persist and deploy one change (call with `lock` held)."""
-        app = self.build(self.current(), changes)
+        self.build(self.current(), changes)  # raises before anything is written
         await self.store.write(changes)
         self.records.apply(changes, _decoded(changes))
+        # Built again from the app of this moment: an alias may have shifted during the write.
+        app = self.build(self.current())
         await self._deploy(app)
         return app
 
@@ -208,6 +210,7 @@ class AdminControl:
             settings,
             variables=dict(stage.variables),
             auto_deploy=api.kind.value == "HTTP",
+            created_s=self.started_s,
         )
 
     def deployment(self, api: Api, deployment_id: str) -> DeploymentRecord:

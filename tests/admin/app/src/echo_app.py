@@ -1,0 +1,12 @@
+import json
+import os
+
+
+def handler(event, context):
+    body = {
+        "route": event.get("routeKey") or f"{event.get('httpMethod')} {event.get('resource')}",
+        "stage": event["requestContext"].get("stage"),
+        "stageVariables": event.get("stageVariables"),
+        "version": os.environ.get("AWS_LAMBDA_FUNCTION_VERSION"),
+    }
+    return {"statusCode": 200, "body": json.dumps(body)}
