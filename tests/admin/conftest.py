@@ -94,7 +94,8 @@ class Running:
         return f"http://127.0.0.1:{self.node.port}"
 
     def client(self, service: str, secret: str = TOKEN, key: str = ADMIN_ACCESS_KEY) -> Any:
-        return boto3.client(
+        make: Any = boto3.client  # typed per service name; these tests take both
+        return make(
             service,
             endpoint_url=self.control_url,
             region_name="us-east-1",

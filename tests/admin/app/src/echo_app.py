@@ -1,8 +1,9 @@
 import json
 import os
+from typing import Any
 
 
-def handler(event, context):
+def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     body = {
         "route": event.get("routeKey") or f"{event.get('httpMethod')} {event.get('resource')}",
         "stage": event["requestContext"].get("stage"),
