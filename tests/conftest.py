@@ -21,9 +21,11 @@ class NodeThread:
     Port 0 is used unless the config says otherwise, so tests never collide.
     """
 
-    def __init__(self, config: NodeConfig, app: App) -> None:
+    def __init__(self, config: NodeConfig, app: App, **node_options: Any) -> None:
+        """`node_options` go to `Node` (e.g. `clock=` for deterministic rate limits)."""
         self.config = config
         self.app = app
+        self.node_options = node_options
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.node: Node | None = None
@@ -36,7 +38,7 @@ class NodeThread:
         self.thread.start()
 
         async def boot() -> Node:
-            node = Node(self.config, self.app)
+            node = Node(self.config, self.app, **self.node_options)
             await node.start()
             return node
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from types import TracebackType
 from typing import Any
@@ -21,7 +22,7 @@ from fogbank.functions._logs import LogStore
 from fogbank.functions._reload import CodeWatcher, Reload
 from fogbank.gateway import Gateway
 from fogbank.model import App
-from fogbank.store import SqliteEventQueue
+from fogbank.store import Clock, SqliteEventQueue, check_stores, close_stores, open_stores
 
 log = logging.getLogger("fogbank")
 
@@ -101,8 +102,10 @@ class Node:
         *,
         reload: bool = False,
         on_reload: Callable[[Reload], None] | None = None,
+        clock: Clock = time.time,
     ) -> None:
-        """`reload` watches the code and layer directories (`fogbank up` does by default)."""
+        """`reload` watches the code and layer directories (`fogbank up` does by default);
+        `clock` drives rate limits, quotas and caches (tests pass one they control)."""
         self.config = config
         self.app = app
         self.logs = LogStore(config.logs_dir)
@@ -120,7 +123,15 @@ class Node:
         self.invoke_api = InvokeApi(
             self.current_app, self.invoker, self.async_invoker, config.identity
         )
-        self.gateway = Gateway(self.current_app, self.invoker, config.identity)
+        self.stores = open_stores(config, clock)
+        self.gateway = Gateway(
+            self.current_app,
+            self.invoker,
+            config.identity,
+            stores=self.stores,
+            clock=clock,
+            account_throttle=config.account_throttle,
+        )
         self._control: _Server | None = None
         self._data: _Server | None = None
 
@@ -160,6 +171,7 @@ class Node:
             control_sock.close()
             raise
         try:
+            await check_stores(self.stores, self.config.redis_url)
             await self.invoker.start()
             if self.watcher is not None:
                 await self.watcher.start()
@@ -185,6 +197,7 @@ class Node:
         await self.async_invoker.stop()
         await self.invoker.stop()
         await self.queue.close()
+        await close_stores(self.stores)
 
     async def __aenter__(self) -> Node:
         await self.start()

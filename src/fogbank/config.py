@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fogbank.model import Identity
+from fogbank.model import Identity, Throttle
+from fogbank.model._management import ACCOUNT_BURST_LIMIT, ACCOUNT_RATE_LIMIT
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,13 @@ class NodeConfig:
     functions: FunctionsConfig = field(default_factory=FunctionsConfig)
     redis_url: str | None = None
     """Cluster store for counters, quotas and caches (`redis://127.0.0.1:6379/0`); None = memory."""
+    redis_prefix: str = "fogbank:"
+    """Prefix of every Redis key; nodes with the same URL and prefix share counters and caches."""
+    account_throttle: Throttle = field(
+        default_factory=lambda: Throttle(ACCOUNT_RATE_LIMIT, ACCOUNT_BURST_LIMIT)
+    )
+    """The account-level token bucket every API request passes last (AWS: 10,000 rps, 5,000
+    burst); nodes sharing a Redis store share it, as one AWS account's APIs do."""
     admin_token: str | None = None
     """Bearer token the admin API requires; None lets the CLI generate one at start-up."""
 

@@ -408,7 +408,6 @@ def test_what_is_not_served_is_one_warning_each() -> None:
         "UsersLink (AWS::ApiGateway::VpcLink) is not served by fogbank",
         "ChatDomain (AWS::ApiGateway::DomainName) is not served by fogbank",
         "ChatMapping (AWS::ApiGateway::BasePathMapping) is not served by fogbank",
-        "PartnerKey (AWS::ApiGateway::ApiKey) is not served by fogbank",
         "ChatSocket is a WebSocket API, which fogbank does not serve",
     )
 

@@ -73,6 +73,13 @@ def up(
         bool,
         typer.Option(help="Restart a function's environments when its code or layers change."),
     ] = True,
+    redis_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Keep rate limits, quotas and caches in Redis (redis://HOST:PORT/DB), shared"
+            " with every node given the same URL; needs fogbank[redis]."
+        ),
+    ] = None,
 ) -> None:
     """Serve the application until Ctrl-C or SIGTERM."""
     try:
@@ -84,6 +91,7 @@ def up(
             control_port=control_port,
             state_dir=state_dir,
             functions=_functions_config(runtime, preload, max_environments, idle_timeout),
+            redis_url=redis_url,
         )
         application = load_app(path, overrides)
         _up.run(config, application, path, reload=reload)

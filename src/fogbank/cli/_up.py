@@ -47,6 +47,10 @@ def _banner(node: Node, template: Path) -> None:
         out.print(f"[yellow]warning:[/] {warning}", markup=True)
     if app.apis or app.function_urls:
         out.print(routes_table(app, node.port, _display_host(node.config.host)))
+    for key in app.api_keys.values():
+        # Keys SAM creates have no value in the template: this is where users find them.
+        state = "" if key.enabled else "  (disabled)"
+        out.print(f"API key {key.name}: [bold]{key.value}[/]  (x-api-key){state}")
     out.print(f"APIs: [bold]{node.url}[/]   (see docs/gateway.md for the URL rules)")
     out.print(
         f"Lambda API: [bold]{node.control_url}[/]  "

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
+from fogbank.config import NodeConfig
 from fogbank.functions._types import Invoker
 from fogbank.gateway._asgi import DataPlane
 from fogbank.gateway._canary import CanarySplit
@@ -20,16 +22,28 @@ from fogbank.gateway._pipeline import (
     add_request_id,
 )
 from fogbank.gateway._types import HttpRequest, HttpResponse
-from fogbank.model import App, Identity
+from fogbank.gateway._usage import ACCOUNT_THROTTLE, UsagePlans
+from fogbank.model import App, Identity, Throttle
+from fogbank.store import Clock, Stores, open_stores
 
 
 class Gateway:
     """The assembled pipeline and its ASGI front, owned by a node."""
 
     def __init__(
-        self, app_provider: Callable[[], App], invoker: Invoker, identity: Identity
+        self,
+        app_provider: Callable[[], App],
+        invoker: Invoker,
+        identity: Identity,
+        *,
+        stores: Stores | None = None,
+        clock: Clock = time.time,
+        account_throttle: Throttle = ACCOUNT_THROTTLE,
     ) -> None:
+        """`stores` hold rate limits and quotas (memory ones when None); `clock` is what
+        quota windows and usage days are read from (tests pass one they control)."""
         self.http_proxy = HttpProxy()
+        self.stores = stores if stores is not None else open_stores(NodeConfig(), clock)
         self.canary = CanarySplit()
         """Its `rng` decides canary requests; tests replace it with a seeded one."""
         steps: list[Step] = [
@@ -37,6 +51,7 @@ class Gateway:
             self.canary,
             LimitBody(),
             CorsPreflight(),
+            UsagePlans(self.stores, clock=clock, account=account_throttle),
             LambdaProxy(invoker, identity),
             MockIntegration(),
             self.http_proxy,

@@ -51,6 +51,7 @@ from fogbank.model._openapi import (
     body_where,
     read_definition,
 )
+from fogbank.model._usage_plans import USAGE_TYPES
 
 RESOURCE = "AWS::ApiGateway::Resource"
 METHOD = "AWS::ApiGateway::Method"
@@ -137,8 +138,8 @@ class _Builder:
     def _warn_unserved(self) -> None:
         for logical_id, resource in self.resources.items():
             kind, props = resource["Type"], resource["Properties"]
-            if not kind.startswith(_API_PREFIXES):
-                continue
+            if not kind.startswith(_API_PREFIXES) or kind in USAGE_TYPES:
+                continue  # usage plans and keys: read (and warned about) by `_usage_plans`
             owner = _owner(props)
             if logical_id in self.websockets:
                 self.warnings.append(

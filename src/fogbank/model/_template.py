@@ -45,6 +45,7 @@ from fogbank.model._intrinsics import (
 from fogbank.model._openapi import inline_definitions
 from fogbank.model._sam import LOCAL_BUCKET, Expanded, expand
 from fogbank.model._traffic import DeploymentPreference, read_preference
+from fogbank.model._usage_plans import build_usage_plans
 from fogbank.model._yaml import load_document
 
 INLINE_DIR = Path(".fogbank", "inline")
@@ -103,13 +104,16 @@ def load_template(
         file=file,
         definitions=definitions,
     )
+    managed = build_usage_plans(resolved.resources, served.apis, file=file)
     return App.build(
         functions,
         identity=ident,
         source=path,
-        warnings=dict.fromkeys([*builder.warnings, *served.warnings]),
-        apis=served.apis,
+        warnings=dict.fromkeys([*builder.warnings, *served.warnings, *managed.warnings]),
+        apis=managed.apis,
         function_urls=served.function_urls,
+        usage_plans=managed.usage_plans,
+        api_keys=managed.api_keys,
     )
 
 
