@@ -131,6 +131,7 @@ class Node:
             stores=self.stores,
             clock=clock,
             account_throttle=config.account_throttle,
+            admin_token=config.admin_token,
         )
         self._control: _Server | None = None
         self._data: _Server | None = None

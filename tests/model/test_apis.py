@@ -17,6 +17,7 @@ from fogbank.model import (
     DEFAULT_STAGE,
     Api,
     ApiKind,
+    ApiManagement,
     App,
     Cors,
     FunctionUrl,
@@ -24,6 +25,7 @@ from fogbank.model import (
     IntegrationResponse,
     IntegrationType,
     Route,
+    RouteValidation,
     Stage,
     api_id_for,
     load_template,
@@ -296,6 +298,14 @@ def test_raw_rest_api_from_resources_and_methods() -> None:
         logical_id="NotesApi",
         binary_media_types=("application/pdf",),
         description="Notes, old style",
+        # The Method's `RequestParameters` mark the tenant header required (for validators).
+        management=ApiManagement(
+            route_validation={
+                "GET /notes/{noteId}": RouteValidation(
+                    required_parameters=("method.request.header.X-Tenant-Id",)
+                )
+            }
+        ),
     )
     assert app.warnings == ()
 

@@ -8,8 +8,10 @@ from collections.abc import Callable
 from fogbank.config import NodeConfig
 from fogbank.functions._types import Invoker
 from fogbank.gateway._asgi import DataPlane
+from fogbank.gateway._cache import StageCache
 from fogbank.gateway._canary import CanarySplit
 from fogbank.gateway._cors import CorsPreflight, add_cors_headers
+from fogbank.gateway._gateway_responses import render_gateway_response
 from fogbank.gateway._http_proxy import HttpProxy
 from fogbank.gateway._lambda import LambdaProxy
 from fogbank.gateway._mock import MockIntegration
@@ -23,6 +25,7 @@ from fogbank.gateway._pipeline import (
 )
 from fogbank.gateway._types import HttpRequest, HttpResponse
 from fogbank.gateway._usage import ACCOUNT_THROTTLE, UsagePlans
+from fogbank.gateway._validate import ValidateRequest
 from fogbank.model import App, Identity, Throttle
 from fogbank.store import Clock, Stores, open_stores
 
@@ -39,6 +42,7 @@ class Gateway:
         stores: Stores | None = None,
         clock: Clock = time.time,
         account_throttle: Throttle = ACCOUNT_THROTTLE,
+        admin_token: str | None = None,
     ) -> None:
         """`stores` hold rate limits and quotas (memory ones when None); `clock` is what
         quota windows and usage days are read from (tests pass one they control)."""
@@ -46,18 +50,32 @@ class Gateway:
         self.stores = stores if stores is not None else open_stores(NodeConfig(), clock)
         self.canary = CanarySplit()
         """Its `rng` decides canary requests; tests replace it with a seeded one."""
+        self.stage_cache = StageCache(self.stores.cache, admin_token=admin_token)
+        """REST stage caches; `admin_token` lets a client invalidate entries (see `_cache`)."""
         steps: list[Step] = [
             SelectRoute(),
             self.canary,
             LimitBody(),
             CorsPreflight(),
             UsagePlans(self.stores, clock=clock, account=account_throttle),
+            self.stage_cache,
+            ValidateRequest(),
             LambdaProxy(invoker, identity),
             MockIntegration(),
             self.http_proxy,
         ]
-        self.pipeline = Pipeline(app_provider, steps, finishers=[add_cors_headers, add_request_id])
+        self.pipeline = Pipeline(
+            app_provider,
+            steps,
+            # The cache stores the integration's answer before request ids are added to it.
+            finishers=[self.stage_cache.finish, add_cors_headers, add_request_id],
+            error_renderer=render_gateway_response,
+        )
         self.asgi = DataPlane(self.pipeline)
+
+    async def flush_stage_cache(self, api_id: str, stage: str) -> int:
+        """Drop a REST stage's cached responses (`FlushStageCache`); how many were dropped."""
+        return await self.stage_cache.flush(api_id, stage)
 
     async def close(self) -> None:
         await self.http_proxy.close()

@@ -8,12 +8,33 @@ from fogbank._errors import FogbankError
 from fogbank.gateway._types import HttpResponse
 from fogbank.model import ApiKind
 
+# AWS's `x-amzn-ErrorType` names the gateway response type in all but a few cases; those pass
+# `response_type` explicitly (a 400 is a body or a parameter problem, a 500 an integration's).
+_RESPONSE_TYPES = {
+    "AccessDeniedException": "ACCESS_DENIED",
+    "AuthorizerConfigurationException": "AUTHORIZER_CONFIGURATION_ERROR",
+    "AuthorizerFailureException": "AUTHORIZER_FAILURE",
+    "ExpiredTokenException": "EXPIRED_TOKEN",
+    "ForbiddenException": "INVALID_API_KEY",
+    "IntegrationTimeout": "INTEGRATION_TIMEOUT",
+    "InvalidSignatureException": "INVALID_SIGNATURE",
+    "LimitExceededException": "QUOTA_EXCEEDED",
+    "MissingAuthenticationTokenException": "MISSING_AUTHENTICATION_TOKEN",
+    "NotFoundException": "RESOURCE_NOT_FOUND",
+    "RequestTooLongException": "REQUEST_TOO_LARGE",
+    "TooManyRequestsException": "THROTTLED",
+    "UnauthorizedException": "UNAUTHORIZED",
+    "UnsupportedMediaTypeException": "UNSUPPORTED_MEDIA_TYPE",
+}
+
 
 class GatewayError(FogbankError):
     """A response the gateway gives instead of the integration's, in AWS's shape.
 
     `message` is the body's message; `error_type` is `x-amzn-ErrorType` (REST); `kind` selects
-    the REST or HTTP API wording when the two differ (see `for_kind`).
+    the REST or HTTP API wording when the two differ (see `for_kind`). `response_type` is the
+    gateway response type a REST API can customise (`UNAUTHORIZED`, ...): given, or read from
+    `error_type`, else `DEFAULT_4XX` / `DEFAULT_5XX` by status.
     """
 
     def __init__(
@@ -24,6 +45,7 @@ class GatewayError(FogbankError):
         *,
         message_key: str = "message",
         headers: list[tuple[str, str]] | None = None,
+        response_type: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -31,6 +53,9 @@ class GatewayError(FogbankError):
         self.error_type = error_type
         self.message_key = message_key
         self.headers = headers or []
+        self.response_type = response_type or _RESPONSE_TYPES.get(
+            error_type, "DEFAULT_5XX" if status >= 500 else "DEFAULT_4XX"
+        )
 
     def response(self, kind: ApiKind | None, request_id: str) -> HttpResponse:
         headers = [("content-type", "application/json")]

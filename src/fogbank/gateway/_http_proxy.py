@@ -169,4 +169,9 @@ def _mapped(
 def _unreachable(kind: ApiKind) -> GatewayError:
     if kind is ApiKind.HTTP:
         return GatewayError(503, "Service Unavailable", "ServiceUnavailableException")
-    return GatewayError(502, "Internal server error", "InternalServerErrorException")
+    return GatewayError(
+        502,
+        "Internal server error",
+        "InternalServerErrorException",
+        response_type="INTEGRATION_FAILURE",
+    )

@@ -239,7 +239,12 @@ def _mapped(
 def _integration_failure(kind: ApiKind) -> GatewayError:
     if kind is ApiKind.HTTP:
         return GatewayError(500, "Internal Server Error", "InternalServerErrorException")
-    return GatewayError(500, "Internal server error", "InternalServerErrorException")
+    return GatewayError(
+        500,
+        "Internal server error",
+        "InternalServerErrorException",
+        response_type="INTEGRATION_FAILURE",
+    )
 
 
 def _throttled(kind: ApiKind) -> GatewayError:

@@ -14,7 +14,7 @@ and `Stage`, from the generated deployment (SAM leaves it out when `OpenApiVersi
 from __future__ import annotations
 
 from collections.abc import Mapping, Set
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fogbank.model._api import (
@@ -31,6 +31,7 @@ from fogbank.model._api import (
     api_id_for,
 )
 from fogbank.model._function_urls import build_function_urls
+from fogbank.model._gateway_responses import GATEWAY_RESPONSE, read_gateway_responses
 from fogbank.model._integrations import (
     METHOD_FIELDS,
     METHODS,
@@ -43,6 +44,7 @@ from fogbank.model._integrations import (
     read_integration,
     route_access,
 )
+from fogbank.model._management import ApiManagement
 from fogbank.model._openapi import (
     HTTP_API,
     REST_API,
@@ -51,7 +53,9 @@ from fogbank.model._openapi import (
     body_where,
     read_definition,
 )
+from fogbank.model._stage_caching import read_stage_caching
 from fogbank.model._usage_plans import USAGE_TYPES
+from fogbank.model._validation import MODEL, REQUEST_VALIDATOR, read_method_requests
 
 RESOURCE = "AWS::ApiGateway::Resource"
 METHOD = "AWS::ApiGateway::Method"
@@ -63,12 +67,16 @@ V2_STAGE = "AWS::ApiGatewayV2::Stage"
 V2_DEPLOYMENT = "AWS::ApiGatewayV2::Deployment"
 
 # What this module reads; any other API Gateway resource gets a "not served" warning.
-_SERVED = frozenset((REST_API, RESOURCE, METHOD, DEPLOYMENT, STAGE))
+_SERVED = frozenset(
+    (REST_API, RESOURCE, METHOD, DEPLOYMENT, STAGE, MODEL, REQUEST_VALIDATOR, GATEWAY_RESPONSE)
+)
 _SERVED_V2 = frozenset((HTTP_API, V2_ROUTE, V2_INTEGRATION, V2_STAGE, V2_DEPLOYMENT))
 _API_PREFIXES = ("AWS::ApiGateway::", "AWS::ApiGatewayV2::")
 
 # (where, route key, the route or why it is not served) for routes from resources.
 _Outcome = tuple[Where, str, Route | str]
+# (method, path, where, properties) of one `AWS::ApiGateway::Method`.
+_MethodSpec = tuple[str, str, Where, dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,15 +235,40 @@ class _Builder:
         binary = [*definition.binary_media_types, *(t.replace("~1", "/") for t in escaped)]
         source_at = where.at("ApiKeySourceType")
         source = source_at.text(props.get("ApiKeySourceType"), default="").upper()
+        specs = self._method_specs(api)
         return self._api(
             api,
             props,
             ApiKind.REST,
-            self._collect(api, definition, self._methods(api)),
+            self._collect(api, definition, self._methods(specs)),
             self._rest_stages(api),
             definition,
             binary_media_types=tuple(dict.fromkeys(binary)),
             api_key_source=source or definition.api_key_source or "HEADER",
+            management=self._management(api, resource, specs),
+        )
+
+    def _management(
+        self, api: str, resource: Mapping[str, Any], specs: list[_MethodSpec]
+    ) -> ApiManagement:
+        """Request validation, cache keys, stage cache settings and gateway responses."""
+        body = resource["Properties"].get("Body")
+        at = body_where(resource, api, self.file, self.definitions.files)
+        requests = read_method_requests(
+            body,
+            at,
+            validators=self._children(REQUEST_VALIDATOR, api),
+            models=self._children(MODEL, api),
+            methods=[(f"{verb} {path}", where, props) for verb, path, where, props in specs],
+        )
+        return replace(
+            requests,
+            gateway_responses=read_gateway_responses(
+                body, at, self._children(GATEWAY_RESPONSE, api)
+            ),
+            stage_settings=read_stage_caching(
+                self._children(STAGE, api), self._children(DEPLOYMENT, api)
+            ),
         )
 
     def _resource_paths(self, api: str) -> dict[str, str]:
@@ -269,9 +302,9 @@ class _Builder:
             path_of(logical_id, ())
         return paths
 
-    def _methods(self, api: str) -> list[_Outcome]:
+    def _method_specs(self, api: str) -> list[_MethodSpec]:
         paths, root = self._resource_paths(api), f"{api}.RootResourceId"
-        outcomes: list[_Outcome] = []
+        specs: list[_MethodSpec] = []
         for _, where, props in self._children(METHOD, api):
             resource = where.at("ResourceId").text(props.get("ResourceId"), default="")
             path = "/" if resource == root else paths.get(resource)
@@ -281,6 +314,12 @@ class _Builder:
             verb = verb_at.text(props.get("HttpMethod"), default="").upper()
             if verb not in METHODS:
                 raise verb_at.error(f"unknown HTTP method {verb or '(none)'}")
+            specs.append((verb, path, where, props))
+        return specs
+
+    def _methods(self, specs: list[_MethodSpec]) -> list[_Outcome]:
+        outcomes: list[_Outcome] = []
+        for verb, path, where, props in specs:
             key, spec = f"{verb} {path}", props.get("Integration")
             if spec is None:
                 outcomes.append((where, key, "no integration"))
