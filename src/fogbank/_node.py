@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import socket
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -14,12 +15,14 @@ from typing import Any
 import uvicorn
 
 from fogbank._errors import ConfigError
+from fogbank.admin import PREFIXES, AdminControl, AdminStore, admin_api
 from fogbank.config import NodeConfig
 from fogbank.functions._async import AsyncInvoker
 from fogbank.functions._invoke_api import InvokeApi
 from fogbank.functions._local import LocalInvoker
 from fogbank.functions._logs import LogStore
 from fogbank.functions._reload import CodeWatcher, Reload
+from fogbank.functions._traffic import AliasShifter, Shift
 from fogbank.gateway import Gateway
 from fogbank.model import App
 from fogbank.store import Clock, SqliteEventQueue, check_stores, close_stores, open_stores
@@ -92,6 +95,20 @@ class _Server:
         self.sock.close()
 
 
+class ControlPlane:
+    """The control port: the admin API's paths go to it, everything else to the Lambda API."""
+
+    def __init__(self, lambda_api: Any, admin: Any) -> None:
+        self.lambda_api = lambda_api
+        self.admin = admin
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(PREFIXES):
+            await self.admin(scope, receive, send)
+        else:
+            await self.lambda_api(scope, receive, send)
+
+
 class Node:
     """Everything `fogbank up` runs, startable several times in one process (tests do)."""
 
@@ -102,6 +119,7 @@ class Node:
         *,
         reload: bool = False,
         on_reload: Callable[[Reload], None] | None = None,
+        on_shift: Callable[[Shift], None] | None = None,
         clock: Clock = time.time,
     ) -> None:
         """`reload` watches the code and layer directories (`fogbank up` does by default);
@@ -110,8 +128,9 @@ class Node:
         self.app = app
         self.logs = LogStore(config.logs_dir)
         self.invoker = LocalInvoker(config, self.current_app, self.logs)
+        self._on_reload = on_reload
         self.watcher = (
-            CodeWatcher(self.invoker, self.current_app, config, on_reload=on_reload)
+            CodeWatcher(self.invoker, self.current_app, config, on_reload=self._reloaded)
             if reload
             else None
         )
@@ -124,6 +143,8 @@ class Node:
             self.current_app, self.invoker, self.async_invoker, config.identity
         )
         self.stores = open_stores(config, clock)
+        self.admin_token = config.admin_token or secrets.token_urlsafe(24)
+        """The admin API's token; a random one when the config names none (never open)."""
         self.gateway = Gateway(
             self.current_app,
             self.invoker,
@@ -131,10 +152,39 @@ class Node:
             stores=self.stores,
             clock=clock,
             account_throttle=config.account_throttle,
-            admin_token=config.admin_token,
+            admin_token=self.admin_token,
         )
+        self.admin = AdminControl(
+            AdminStore(config.state_dir / "admin.sqlite3"), app, self.current_app, self.deploy
+        )
+        self.shifter = AliasShifter(
+            self.current_app,
+            self.deploy,
+            self.invoker,
+            config.state_dir / "versions",
+            on_shift=on_shift,
+        )
+        self.control_plane = ControlPlane(
+            self.invoke_api,
+            admin_api(
+                self.admin,
+                self.admin_token,
+                quotas=lambda: self.stores.quotas,
+                flush_cache=self.gateway.flush_stage_cache,
+                endpoint=lambda api_id: f"http://{api_id}.execute-api.localhost:{self.port}",
+            ),
+        )
+        self._shifting: set[asyncio.Task[list[str]]] = set()
         self._control: _Server | None = None
         self._data: _Server | None = None
+
+    def _reloaded(self, change: Reload) -> None:
+        """A code change: functions with `AutoPublishAlias` publish a version and shift to it."""
+        task = asyncio.get_running_loop().create_task(self.shifter.code_changed(change.functions))
+        self._shifting.add(task)
+        task.add_done_callback(self._shifting.discard)
+        if self._on_reload is not None:
+            self._on_reload(change)
 
     def current_app(self) -> App:
         return self.app
@@ -173,11 +223,13 @@ class Node:
             raise
         try:
             await check_stores(self.stores, self.config.redis_url)
+            # The admin API's records and frozen versions are laid over the template first.
+            self.app = await self.shifter.prepare(await self.admin.start())
             await self.invoker.start()
             if self.watcher is not None:
                 await self.watcher.start()
             await self.async_invoker.start()
-            self._control = _Server(self.invoke_api, control_sock)
+            self._control = _Server(self.control_plane, control_sock)
             await self._control.start()
             self._data = _Server(self.gateway.asgi, data_sock)
             await self._data.start()
@@ -191,6 +243,7 @@ class Node:
         """Stop accepting, let in-flight requests finish, then stop environments."""
         if self.watcher is not None:
             await self.watcher.stop()
+        await self.shifter.stop()
         servers = [s for s in (self._data, self._control) if s is not None]
         await asyncio.gather(*(s.stop() for s in servers))
         self._data = self._control = None
@@ -198,6 +251,7 @@ class Node:
         await self.async_invoker.stop()
         await self.invoker.stop()
         await self.queue.close()
+        self.admin.close()
         await close_stores(self.stores)
 
     async def __aenter__(self) -> Node:

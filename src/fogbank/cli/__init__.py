@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from fogbank._errors import FogbankError
-from fogbank.cli import _invoke, _logs, _up
+from fogbank.cli import _admin, _invoke, _logs, _up
 from fogbank.cli._common import fail, find_template, load_app, parse_pairs
 from fogbank.config import FunctionsConfig, NodeConfig
 
@@ -73,6 +73,14 @@ def up(
         bool,
         typer.Option(help="Restart a function's environments when its code or layers change."),
     ] = True,
+    admin_token: Annotated[
+        str | None,
+        typer.Option(
+            help="Token the admin API requires (default: a new one each start); written to"
+            " <state-dir>/admin-token.",
+            envvar="FOGBANK_ADMIN_TOKEN",
+        ),
+    ] = None,
     redis_url: Annotated[
         str | None,
         typer.Option(
@@ -86,6 +94,7 @@ def up(
         path = find_template(template)
         overrides = parse_pairs(parameter_overrides or [], "--parameter-overrides")
         config = NodeConfig(
+            admin_token=admin_token,
             host=host,
             port=port,
             control_port=control_port,
@@ -148,6 +157,9 @@ def logs(
 ) -> None:
     """Print a function's log (START/END/REPORT lines and everything it printed)."""
     raise typer.Exit(_logs.run(state_dir / "logs", function, follow))
+
+
+_admin.register(app)
 
 
 def main() -> None:

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import secrets
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from fogbank._errors import FogbankError
+from fogbank._errors import ConfigError, FogbankError
 from fogbank._node import Node
 from fogbank.cli._routes import routes_table
 from fogbank.config import NodeConfig
 from fogbank.functions._reload import Reload
+from fogbank.functions._traffic import Shift
 from fogbank.model import App
+
+ADMIN_TOKEN_FILE = "admin-token"
 
 # Piped output (CI logs, `| tee`) gets room for the URL columns instead of rich's 80.
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
@@ -56,9 +62,33 @@ def _banner(node: Node, template: Path) -> None:
         f"Lambda API: [bold]{node.control_url}[/]  "
         f"(aws lambda invoke --endpoint-url {node.control_url} --function-name NAME out.json)"
     )
+    out.print(
+        f"admin API: [bold]{node.control_url}[/]  token [bold]{node.admin_token}[/]"
+        f" (in {node.config.state_dir / ADMIN_TOKEN_FILE}; see docs/admin.md)"
+    )
     out.print(f"logs: {node.config.logs_dir}   Ctrl-C to stop")
     if node.watcher is not None:
         out.print("reload: on (code and layer changes apply to the next invocation)")
+
+
+def with_admin_token(config: NodeConfig) -> NodeConfig:
+    """The config with an admin token (a new one unless given), written to
+    `<state-dir>/admin-token`, readable by the owner only, for the admin subcommands."""
+    token = config.admin_token or secrets.token_urlsafe(24)
+    path = config.state_dir / ADMIN_TOKEN_FILE
+    try:
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(token + "\n")
+    except OSError as exc:
+        raise ConfigError(f"cannot write the admin token to {path}: {exc.strerror}") from exc
+    return replace(config, admin_token=token)
+
+
+def _shifted(shift: Shift) -> None:
+    weight = f"{shift.weight:.0%} on version {shift.new_version}"
+    out.print(f"{shift.function}:{shift.alias} {shift.outcome}: {weight}", markup=False)
 
 
 async def serve(config: NodeConfig, app: App, template: Path, *, reload: bool = True) -> None:
@@ -67,7 +97,8 @@ async def serve(config: NodeConfig, app: App, template: Path, *, reload: bool = 
     def reloaded(change: Reload) -> None:
         out.print(change.describe(base), markup=False, soft_wrap=True)
 
-    node = Node(config, app, reload=reload, on_reload=reloaded)
+    config = with_admin_token(config)
+    node = Node(config, app, reload=reload, on_reload=reloaded, on_shift=_shifted)
     await node.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
