@@ -360,6 +360,8 @@ def test_nodes_sharing_redis_share_the_stage_cache(root: Path) -> None:
     first, second = Cached(root / "redis", **redis), Cached(root / "redis", **redis)
     try:
         stored = first.get("/items/shared").json()
+        # A hit on the same node waits for that node's write to finish: now Redis has it.
+        assert first.get("/items/shared").json() == stored
         assert second.get("/items/shared").json() == stored
         assert (first.invocations(), second.invocations()) == (1, 0)
         assert second.flush() == 1
