@@ -152,6 +152,7 @@ class Node:
             stores=self.stores,
             clock=clock,
             account_throttle=config.account_throttle,
+            iam_credentials=config.iam_credentials,
             admin_token=self.admin_token,
         )
         self.admin = AdminControl(

@@ -10,6 +10,10 @@ from pathlib import Path
 from fogbank.model import Identity, Throttle
 from fogbank.model._management import ACCOUNT_BURST_LIMIT, ACCOUNT_RATE_LIMIT
 
+DEFAULT_IAM_CREDENTIALS: Mapping[str, str] = {"fogbank": "fogbank"}
+"""The one credential `AWS_IAM` routes accept unless configured otherwise (like `aws configure`
+with `fogbank` / `fogbank`)."""
+
 
 @dataclass(frozen=True, slots=True)
 class FunctionsConfig:
@@ -62,6 +66,11 @@ class NodeConfig:
     burst); nodes sharing a Redis store share it, as one AWS account's APIs do."""
     admin_token: str | None = None
     """Bearer token the admin API requires; None lets the CLI generate one at start-up."""
+    iam_credentials: Mapping[str, str] = field(
+        default_factory=lambda: dict(DEFAULT_IAM_CREDENTIALS)
+    )
+    """Access key -> secret key that `AWS_IAM` routes accept SigV4 signatures from (service
+    `execute-api`, any region); `fogbank up --iam-credentials KEY=SECRET` sets it."""
 
     @property
     def logs_dir(self) -> Path:

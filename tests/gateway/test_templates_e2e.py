@@ -227,7 +227,6 @@ def test_sam_explicit_http_api_named_stage_answers_cors_preflight() -> None:
     assert (not_at_root.status_code, not_at_root.json()) == (404, {"message": "Not Found"})
 
 
-@pytest.mark.xfail(strict=True, reason=NO_AUTHENTICATION)
 def test_sam_explicit_http_api_jwt_route_refuses_a_request_without_token() -> None:
     with template("sam_http_explicit") as served:
         response = get(served, "/beta/profiles/7")
@@ -296,7 +295,6 @@ def test_raw_http_api_http_proxy_appends_a_header(upstream: Upstream) -> None:
     assert upstream.seen[-1].headers.get("x-forwarded-by") == "fogbank-docs"
 
 
-@pytest.mark.xfail(strict=True, reason=NO_AUTHENTICATION)
 def test_raw_http_api_iam_route_refuses_an_unsigned_request() -> None:
     with template("raw_http") as served:
         response = request(served, "POST", "/live/tasks", json={})

@@ -19,6 +19,8 @@ from fogbank.model import (
     ApiKind,
     ApiManagement,
     App,
+    Authorizer,
+    AuthorizerType,
     Cors,
     FunctionUrl,
     Integration,
@@ -238,6 +240,17 @@ def test_sam_explicit_http_api_with_stage_cors_and_jwt() -> None:
             ),
             stages={"beta": Stage("beta", {"avatarBucket": "profiles-avatars-beta"})},
             logical_id="ProfilesApi",
+            management=ApiManagement(
+                authorizers={
+                    "Auth0": Authorizer(
+                        name="Auth0",
+                        type=AuthorizerType.JWT,
+                        identity_sources=("$request.header.Authorization",),
+                        issuer="https://login.example.com/",
+                        audience=("profiles",),
+                    )
+                }
+            ),
             cors=Cors(
                 allow_origins=("https://app.example.com",),
                 allow_methods=("GET", "PATCH"),

@@ -11,7 +11,7 @@ import typer
 from fogbank._errors import FogbankError
 from fogbank.cli import _admin, _invoke, _logs, _up
 from fogbank.cli._common import fail, find_template, load_app, parse_pairs
-from fogbank.config import FunctionsConfig, NodeConfig
+from fogbank.config import DEFAULT_IAM_CREDENTIALS, FunctionsConfig, NodeConfig
 
 app = typer.Typer(
     name="fogbank",
@@ -88,6 +88,14 @@ def up(
             " with every node given the same URL; needs fogbank[redis]."
         ),
     ] = None,
+    iam_credentials: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--iam-credentials",
+            help="Access key and secret that AWS_IAM routes accept SigV4 signatures from,"
+            " KEY=SECRET (repeatable; default fogbank=fogbank).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the application until Ctrl-C or SIGTERM."""
     try:
@@ -101,6 +109,8 @@ def up(
             state_dir=state_dir,
             functions=_functions_config(runtime, preload, max_environments, idle_timeout),
             redis_url=redis_url,
+            iam_credentials=parse_pairs(iam_credentials or [], "--iam-credentials")
+            or DEFAULT_IAM_CREDENTIALS,
         )
         application = load_app(path, overrides)
         _up.run(config, application, path, reload=reload)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
-from fogbank.config import NodeConfig
+from fogbank.config import DEFAULT_IAM_CREDENTIALS, NodeConfig
 from fogbank.functions._types import Invoker
 from fogbank.gateway._asgi import DataPlane
+from fogbank.gateway._auth import Authenticate
 from fogbank.gateway._cache import StageCache
 from fogbank.gateway._canary import CanarySplit
 from fogbank.gateway._cors import CorsPreflight, add_cors_headers
@@ -42,6 +43,7 @@ class Gateway:
         stores: Stores | None = None,
         clock: Clock = time.time,
         account_throttle: Throttle = ACCOUNT_THROTTLE,
+        iam_credentials: Mapping[str, str] = DEFAULT_IAM_CREDENTIALS,
         admin_token: str | None = None,
     ) -> None:
         """`stores` hold rate limits and quotas (memory ones when None); `clock` is what
@@ -50,6 +52,14 @@ class Gateway:
         self.stores = stores if stores is not None else open_stores(NodeConfig(), clock)
         self.canary = CanarySplit()
         """Its `rng` decides canary requests; tests replace it with a seeded one."""
+        self.authenticate = Authenticate(
+            invoker,
+            identity,
+            iam_credentials=iam_credentials,
+            cache=self.stores.cache,
+            clock=clock,
+        )
+        """Authorizers; tests reach its JWKS client (`.jwks`) to move its clock."""
         self.stage_cache = StageCache(self.stores.cache, admin_token=admin_token)
         """REST stage caches; `admin_token` lets a client invalidate entries (see `_cache`)."""
         steps: list[Step] = [
@@ -57,6 +67,7 @@ class Gateway:
             self.canary,
             LimitBody(),
             CorsPreflight(),
+            self.authenticate,
             UsagePlans(self.stores, clock=clock, account=account_throttle),
             self.stage_cache,
             ValidateRequest(),
@@ -79,6 +90,7 @@ class Gateway:
 
     async def close(self) -> None:
         await self.http_proxy.close()
+        await self.authenticate.close()
 
 
 __all__ = ["DataPlane", "Exchange", "Gateway", "HttpRequest", "HttpResponse", "Pipeline", "Step"]

@@ -27,6 +27,7 @@ invented, and `X-Amzn-Trace-Id` appears only when the request (or the pipeline) 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from fogbank.gateway._event_parts import (
@@ -57,6 +58,7 @@ def rest_event(
     authorizer: dict[str, Any] | None = None,
     api_key_id: str | None = None,
     extended_request_id: str | None = None,
+    caller: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The payload 1.0 event a REST API sends to a Lambda proxy integration.
 
@@ -99,6 +101,9 @@ def rest_event(
     }
     if route.operation_name:
         context["operationName"] = route.operation_name
+    if caller:
+        # A SigV4-signed (AWS_IAM) request names its signer here, not in `authorizer`.
+        context["identity"].update(caller)
     if authorizer is not None:
         context["authorizer"] = authorizer
     return {

@@ -18,6 +18,7 @@ from fogbank.functions._types import (
     InvokeResult,
     TooManyRequests,
 )
+from fogbank.gateway._auth import CALLER_NOTE
 from fogbank.gateway._errors import (
     BadProxyOutput,
     GatewayError,
@@ -65,6 +66,7 @@ class LambdaProxy:
                 request_id=exchange.request_id,
                 identity=self._identity,
                 authorizer=exchange.authorizer,
+                caller=exchange.notes.get(CALLER_NOTE),
             )
             mapper: Callable[[bytes], HttpResponse] = rest_response
         elif integration.payload_format_version == "1.0":

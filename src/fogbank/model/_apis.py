@@ -30,6 +30,7 @@ from fogbank.model._api import (
     Stage,
     api_id_for,
 )
+from fogbank.model._authorizers import HTTP_AUTHORIZER, REST_AUTHORIZER, with_authorizers
 from fogbank.model._function_urls import build_function_urls
 from fogbank.model._gateway_responses import GATEWAY_RESPONSE, read_gateway_responses
 from fogbank.model._integrations import (
@@ -69,8 +70,10 @@ V2_DEPLOYMENT = "AWS::ApiGatewayV2::Deployment"
 # What this module reads; any other API Gateway resource gets a "not served" warning.
 _SERVED = frozenset(
     (REST_API, RESOURCE, METHOD, DEPLOYMENT, STAGE, MODEL, REQUEST_VALIDATOR, GATEWAY_RESPONSE)
+) | {REST_AUTHORIZER}
+_SERVED_V2 = frozenset(
+    (HTTP_API, V2_ROUTE, V2_INTEGRATION, V2_STAGE, V2_DEPLOYMENT, HTTP_AUTHORIZER)
 )
-_SERVED_V2 = frozenset((HTTP_API, V2_ROUTE, V2_INTEGRATION, V2_STAGE, V2_DEPLOYMENT))
 _API_PREFIXES = ("AWS::ApiGateway::", "AWS::ApiGatewayV2::")
 
 # (where, route key, the route or why it is not served) for routes from resources.
@@ -130,6 +133,16 @@ class _Builder:
                 apis.append(self._rest_api(logical_id, resource))
             elif resource["Type"] == HTTP_API and logical_id in self.apis:
                 apis.append(self._http_api(logical_id, resource))
+        apis = [
+            with_authorizers(
+                api,
+                self.resources,
+                file=self.file,
+                functions=self.functions,
+                definitions=self.definitions,
+            )
+            for api in apis
+        ]
         urls, warnings = build_function_urls(
             self.resources, functions=self.functions, runnable=self.runnable, file=self.file
         )
