@@ -219,3 +219,35 @@ def test_flush_stage_cache(running: Running) -> None:
     assert response["ResponseMetadata"]["HTTPStatusCode"] == 202
     with pytest.raises(running.v1.exceptions.NotFoundException):
         running.v1.flush_stage_cache(restApiId=api_id, stageName="nosuch")
+
+
+def test_an_imported_api_keeps_its_validation_and_gateway_responses(running: Running) -> None:
+    document = openapi("/items", title="validated")
+    document["x-amazon-apigateway-request-validators"] = {
+        "params": {"validateRequestParameters": True, "validateRequestBody": False}
+    }
+    document["x-amazon-apigateway-gateway-responses"] = {
+        "MISSING_AUTHENTICATION_TOKEN": {
+            "statusCode": 404,
+            "responseTemplates": {"application/json": '{"oops": "$context.error.message"}'},
+        }
+    }
+    get = document["paths"]["/items"]["get"]
+    get["x-amazon-apigateway-request-validator"] = "params"
+    get["parameters"] = [
+        {"name": "q", "in": "query", "required": True, "schema": {"type": "string"}}
+    ]
+    api_id = running.v1.import_rest_api(body=json.dumps(document))["id"]
+    running.v1.create_deployment(restApiId=api_id, stageName="v")
+    host = {"Host": f"{api_id}.execute-api.localhost"}
+    missing = running.get("/v/items", headers=host)
+    assert (missing.status_code, missing.json()) == (
+        400,
+        {"message": "Missing required request parameters: [q]"},
+    )
+    assert running.get("/v/items?q=1", headers=host).status_code == 200
+    unknown = running.get("/v/nothing", headers=host)
+    assert (unknown.status_code, unknown.json()) == (404, {"oops": "Missing Authentication Token"})
+    bad = dict(document, **{"x-amazon-apigateway-gateway-responses": {"NOPE": {}}})
+    with pytest.raises(running.v1.exceptions.BadRequestException):
+        running.v1.import_rest_api(body=json.dumps(bad))

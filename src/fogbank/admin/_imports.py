@@ -10,6 +10,7 @@ deployed stays as it was.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -17,9 +18,11 @@ import yaml
 from fogbank._errors import TemplateError
 from fogbank.admin._errors import BadRequest
 from fogbank.admin._records import ApiRecord, new_id
-from fogbank.model import Api, ApiKind, App
+from fogbank.model import Api, ApiKind, ApiManagement, App
+from fogbank.model._gateway_responses import read_gateway_responses
 from fogbank.model._integrations import Where
 from fogbank.model._openapi import Definition, read_definition
+from fogbank.model._validation import read_method_requests
 
 if TYPE_CHECKING:
     from fogbank.admin._control import AdminControl
@@ -59,9 +62,11 @@ def read(document: Mapping[str, Any], kind: ApiKind, app: App) -> Definition:
         if fn.logical_id:
             functions.setdefault(fn.logical_id, fn.name)
     try:
-        return read_definition(dict(document), kind, Where(_WHERE), functions)
+        definition = read_definition(dict(document), kind, Where(_WHERE), functions)
     except TemplateError as exc:
         raise BadRequest(f"Invalid OpenAPI input: {exc}") from None
+    management_of(document, kind)
+    return definition
 
 
 def imported(
@@ -90,6 +95,20 @@ def warnings_of(definition: Definition) -> tuple[str, ...]:
     return tuple(f"{key}: not served ({reason})" for key, reason in definition.unserved)
 
 
+def management_of(document: Mapping[str, Any], kind: ApiKind) -> ApiManagement:
+    """Validators, models, cache keys and gateway responses a REST document declares, read by
+    the template loader's own readers."""
+    if kind is not ApiKind.REST:
+        return ApiManagement()
+    where = Where(_WHERE)
+    try:
+        found = read_method_requests(dict(document), where)
+        responses = read_gateway_responses(dict(document), where)
+    except TemplateError as exc:
+        raise BadRequest(f"Invalid OpenAPI input: {exc}") from None
+    return replace(found, gateway_responses=responses)
+
+
 def api_from_record(rec: ApiRecord, app: App) -> Api:
     """The API an imported record describes (routes rebuilt from its document)."""
     definition = read(rec.body, rec.kind, app)
@@ -104,6 +123,7 @@ def api_from_record(rec: ApiRecord, app: App) -> Api:
         description=rec.description or definition.description,
         disable_execute_api_endpoint=definition.disable_execute_api_endpoint,
         api_key_source=definition.api_key_source or "HEADER",
+        management=management_of(rec.body, rec.kind),
     )
 
 
