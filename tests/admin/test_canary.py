@@ -62,6 +62,12 @@ def test_canary_requests_are_routed_by_the_canary_deployment(running: Running) -
     # /old is gone from the canary deployment: canary requests get API Gateway's 403.
     assert set(statuses) == {200, 403}
     assert statuses.count(403) < statuses.count(200)
+    # /new is only in the canary deployment: canary requests reach it, the others get 403.
+    answers = [running.get("/live/new") for _ in range(60)]
+    served = [a.json()["stageVariables"]["flavour"] for a in answers if a.status_code == 200]
+    assert {a.status_code for a in answers} == {200, 403}
+    assert served == ["canary"] * len(served)
+    assert len(served) < 60 - len(served)
 
 
 def test_promotion_by_patch_as_aws_documents_it(running: Running) -> None:

@@ -150,11 +150,20 @@ def _staged(compiled: _Compiled, request: HttpRequest) -> RouteMatch | None:
         return None
     rest = "/" if end < 0 else raw[end:]
     hit = compiled.of(stage).match(request.method, rest)
+    canary_only = False
     if hit is None:
-        return None
+        # A route only the stage's canary deployment has is still the canary's to serve.
+        settings = compiled.api.management.stage_settings.get(stage.name)
+        canary = settings.canary if settings is not None else None
+        router = compiled.deployment(canary.deployment_id) if canary is not None else None
+        hit = router.match(request.method, rest) if router is not None else None
+        if hit is None:
+            return None
+        canary_only = True
     route, params = hit
     match = _match(compiled, stage, route, params, request, path=rest)
     match.stage_in_path = True
+    match.canary_only = canary_only
     return match
 
 

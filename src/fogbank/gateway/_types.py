@@ -52,6 +52,8 @@ class RouteMatch:
     """True when the request path started with `/{stage}` (REST style, or a named HTTP stage)."""
     domain_name: str
     """`{apiId}.execute-api.localhost` style name used in the event's `requestContext`."""
+    canary_only: bool = False
+    """Matched only by the stage's canary deployment: served to canary requests alone."""
 
 
 @dataclass(slots=True)
