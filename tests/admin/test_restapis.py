@@ -7,7 +7,7 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from .conftest import Running, openapi
+from .conftest import ECHO_ARN, Running, openapi
 
 
 def test_template_api_is_listed_with_its_template_deployment(running: Running) -> None:
@@ -251,3 +251,33 @@ def test_an_imported_api_keeps_its_validation_and_gateway_responses(running: Run
     bad = dict(document, **{"x-amazon-apigateway-gateway-responses": {"NOPE": {}}})
     with pytest.raises(running.v1.exceptions.BadRequestException):
         running.v1.import_rest_api(body=json.dumps(bad))
+
+
+def test_an_imported_api_keeps_its_authorizers(running: Running) -> None:
+    document = openapi("/secret", title="guarded")
+    allow = ECHO_ARN.replace("function:echo", "function:allow")
+    document["components"] = {
+        "securitySchemes": {
+            "gate": {
+                "type": "apiKey",
+                "name": "Authorization",
+                "in": "header",
+                "x-amazon-apigateway-authtype": "custom",
+                "x-amazon-apigateway-authorizer": {"type": "token", "authorizerUri": allow},
+            }
+        }
+    }
+    document["paths"]["/secret"]["get"]["security"] = [{"gate": []}]
+    api_id = running.v1.import_rest_api(body=json.dumps(document))["id"]
+    running.v1.create_deployment(restApiId=api_id, stageName="v")
+    assert running.get("/v/secret").status_code == 401
+    assert running.get("/v/secret", headers={"Authorization": "nope"}).status_code == 401
+    allowed = running.get("/v/secret", headers={"Authorization": "let-me-in"})
+    assert allowed.status_code == 200
+    document["paths"]["/secret"]["get"]["security"] = [{"missing": []}]
+    document["components"]["securitySchemes"]["gate"]["x-amazon-apigateway-authorizer"] = {
+        "type": "token",
+        "authorizerUri": allow.replace("function:allow", "function:nobody"),
+    }
+    with pytest.raises(running.v1.exceptions.BadRequestException):
+        running.v1.import_rest_api(body=json.dumps(document))

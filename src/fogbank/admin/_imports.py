@@ -19,9 +19,16 @@ from fogbank._errors import TemplateError
 from fogbank.admin._errors import BadRequest
 from fogbank.admin._records import ApiRecord, new_id
 from fogbank.model import Api, ApiKind, ApiManagement, App
+from fogbank.model._authorizers import with_authorizers
 from fogbank.model._gateway_responses import read_gateway_responses
 from fogbank.model._integrations import Where
-from fogbank.model._openapi import Definition, read_definition
+from fogbank.model._openapi import (
+    HTTP_API,
+    REST_API,
+    Definition,
+    LocalDefinitions,
+    read_definition,
+)
 from fogbank.model._validation import read_method_requests
 
 if TYPE_CHECKING:
@@ -54,19 +61,43 @@ def parse_document(body: bytes | str) -> dict[str, Any]:
     return document
 
 
-def read(document: Mapping[str, Any], kind: ApiKind, app: App) -> Definition:
-    """Routes and settings of a document, against the functions the node runs."""
+def _functions(app: App) -> dict[str, str]:
+    """Every name an integration or authorizer may give a function of the app -> its name."""
     functions: dict[str, str] = {}
     for fn in app.functions.values():
         functions[fn.name] = fn.name
         if fn.logical_id:
             functions.setdefault(fn.logical_id, fn.name)
+    return functions
+
+
+def read(document: Mapping[str, Any], kind: ApiKind, app: App) -> Definition:
+    """Routes and settings of a document, against the functions the node runs; the whole
+    document is checked (authorizers, validators, gateway responses too)."""
     try:
-        definition = read_definition(dict(document), kind, Where(_WHERE), functions)
+        definition = read_definition(dict(document), kind, Where(_WHERE), _functions(app))
     except TemplateError as exc:
         raise BadRequest(f"Invalid OpenAPI input: {exc}") from None
+    probe = Api("", "", kind, definition.routes, {})
+    _with_authorizers(probe, document, app)
     management_of(document, kind)
     return definition
+
+
+def _with_authorizers(api: Api, document: Mapping[str, Any], app: App) -> Api:
+    """`api` with the authorizers its document declares, by the template loader's reader."""
+    kind = REST_API if api.kind is ApiKind.REST else HTTP_API
+    resources = {"": {"Type": kind, "Properties": {"Body": dict(document)}}}
+    try:
+        return with_authorizers(
+            replace(api, logical_id=None),
+            resources,
+            file=_WHERE,
+            functions=_functions(app),
+            definitions=LocalDefinitions(),
+        )
+    except TemplateError as exc:
+        raise BadRequest(f"Invalid OpenAPI input: {exc}") from None
 
 
 def imported(
@@ -112,7 +143,7 @@ def management_of(document: Mapping[str, Any], kind: ApiKind) -> ApiManagement:
 def api_from_record(rec: ApiRecord, app: App) -> Api:
     """The API an imported record describes (routes rebuilt from its document)."""
     definition = read(rec.body, rec.kind, app)
-    return Api(
+    api = Api(
         api_id=rec.api_id,
         name=rec.name,
         kind=rec.kind,
@@ -125,6 +156,7 @@ def api_from_record(rec: ApiRecord, app: App) -> Api:
         api_key_source=definition.api_key_source or "HEADER",
         management=management_of(rec.body, rec.kind),
     )
+    return _with_authorizers(api, rec.body, app)
 
 
 def merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
