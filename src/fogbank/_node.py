@@ -244,6 +244,8 @@ class Node:
         """Stop accepting, let in-flight requests finish, then stop environments."""
         if self.watcher is not None:
             await self.watcher.stop()
+        for task in self._shifting:
+            task.cancel()
         await self.shifter.stop()
         servers = [s for s in (self._data, self._control) if s is not None]
         await asyncio.gather(*(s.stop() for s in servers))

@@ -304,3 +304,9 @@ def test_auto_publish_alias_alone_moves_at_once(code: Path, tmp_path: Path) -> N
         assert fn.versions["2"] == replace(fn.latest, version="2")
 
     asyncio.run(scenario())
+
+
+def test_versions_live_at_an_absolute_path() -> None:
+    """Environments start in their code directory: a relative state dir must not leak in."""
+    shifter = AliasShifter(App.build, Deployed(App.build()).deploy, InMemoryInvoker(), Path("st"))
+    assert shifter.versions_dir == Path.cwd() / "st"

@@ -95,7 +95,8 @@ class AliasShifter:
         self._current = current
         self._deploy = deploy
         self._invoker = invoker
-        self.versions_dir = versions_dir
+        self.versions_dir = versions_dir.resolve()
+        """Absolute: environments start in their code directory, whatever the node's cwd."""
         self.timer: Timer = timer or RealTimer()
         self._on_shift = on_shift
         self._tasks: dict[str, asyncio.Task[None]] = {}
