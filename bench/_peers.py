@@ -57,31 +57,6 @@ def handler(event, context):
     return {"statusCode": 200, "headers": {"content-type": "application/json"}, "body": BODY}
 """
 
-SAM_TEMPLATE = """\
-AWSTemplateFormatVersion: "2010-09-09"
-Transform: AWS::Serverless-2016-10-31
-Description: Gateway benchmark - one hello world behind an HTTP API and a REST API
-Resources:
-  HelloFunction:
-    Type: AWS::Serverless::Function
-    Properties:
-      Runtime: python3.11
-      Handler: app.handler
-      CodeUri: src
-      Events:
-        HttpHello:
-          Type: HttpApi
-          Properties:
-            Path: /hello
-            Method: GET
-            PayloadFormatVersion: "2.0"
-        RestHello:
-          Type: Api
-          Properties:
-            Path: /hello
-            Method: GET
-"""
-
 SLS_CONFIG = """\
 service: fogbank-bench
 frameworkVersion: "3"
@@ -116,6 +91,14 @@ class Target:
     name: str
     url: str
     modes: tuple[str, ...] = ("keep-alive",)
+    headers: tuple[tuple[str, str], ...] = ()
+    """Sent with every request to this target, by the probe and by wrk (an API key, a token)."""
+    before: Callable[[], str] | None = None
+    """Run after the probe, before measuring: checks that the route refuses what it must refuse;
+    its answer goes in the row's note, a `PeerError` means the row is not measured."""
+    after: Callable[[], str] | None = None
+    """Run after measuring: checks what happened during the run (a function that must have run
+    once); its answer is the row's note, a `PeerError` a failed check noted on the row."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +124,8 @@ class Context:
     install: bool
     on_cores: Callable[[int], list[str]]
     """`taskset -c N` (or nothing on a one-core machine), prefixed to a server's command."""
+    helpers: contextlib.ExitStack
+    """Closed when the server stops: what a builder starts beside it (fogbank's JWKS issuer)."""
 
 
 def free_port() -> int:
@@ -212,33 +197,6 @@ def uvicorn(ctx: Context) -> Server:
     argv += ["--no-access-log", "--log-level", "warning"]
     url = f"http://{HOST}:{port}/"
     return Server("uvicorn", argv, ctx.work, (Target("uvicorn", url),), port)
-
-
-def write_sam_app(root: Path) -> Path:
-    """The SAM template and handler fogbank serves; returns the template's path."""
-    (root / "src").mkdir(parents=True, exist_ok=True)
-    (root / "src" / "app.py").write_text(LAMBDA_HANDLER)
-    template = root / "template.yaml"
-    template.write_text(SAM_TEMPLATE)
-    return template
-
-
-def fogbank(ctx: Context) -> Server:
-    exe = Path(sys.executable).with_name("fogbank")
-    if not exe.exists():
-        raise PeerError(f"{exe.name} is not installed next to {Path(sys.executable).name}")
-    root = ctx.work / "fogbank"
-    template = write_sam_app(root)
-    port, control = free_port(), free_port()
-    argv = [*ctx.on_cores(0), str(exe), "up", "-t", str(template), "--port", str(port)]
-    argv += ["--control-port", str(control), "--state-dir", str(root / "state")]
-    base = f"http://{HOST}:{port}"
-    targets = (
-        Target("fogbank-http", f"{base}/hello"),
-        # SAM's implicit REST API is deployed to a stage named Prod.
-        Target("fogbank-rest", f"{base}/Prod/hello"),
-    )
-    return Server("fogbank", argv, root, targets, control, start_timeout=60.0)
 
 
 def chalice(ctx: Context) -> Server:
@@ -344,7 +302,7 @@ class Running:
         while time.monotonic() < deadline:
             if exited := self._exited():
                 raise PeerError(exited)
-            reason = _get(target.url)
+            reason = _get(target.url, target.headers)
             if not reason:
                 return
             time.sleep(0.2)
@@ -362,20 +320,28 @@ class Running:
         self.proc.wait()
 
 
-def _get(url: str) -> str:
-    """'' if `url` answers 200 with the hello body, else why not."""
+def request(url: str, headers: tuple[tuple[str, str], ...] = ()) -> tuple[int, bytes]:
+    """GET `url` once, on a fresh connection: (status, body); `OSError` if it cannot."""
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname or HOST, parts.port, timeout=5)
     try:
-        conn.request("GET", parts.path or "/")
+        conn.request("GET", parts.path or "/", headers=dict(headers))
         resp = conn.getresponse()
-        body = resp.read()
-    except ConnectionRefusedError:
-        return "connection refused"
-    except (OSError, http.client.HTTPException) as exc:
-        return f"failed: {exc!r}"
+        return resp.status, resp.read()
+    except http.client.HTTPException as exc:
+        raise OSError(f"bad HTTP answer: {exc!r}") from exc
     finally:
         conn.close()
-    if resp.status != 200 or b"hello" not in body:
-        return f"answered {resp.status} {body[:100]!r}"
+
+
+def _get(url: str, headers: tuple[tuple[str, str], ...] = ()) -> str:
+    """'' if `url` answers 200 with the hello body, else why not."""
+    try:
+        status, body = request(url, headers)
+    except ConnectionRefusedError:
+        return "connection refused"
+    except OSError as exc:
+        return f"failed: {exc!r}"
+    if status != 200 or b"hello" not in body:
+        return f"answered {status} {body[:100]!r}"
     return ""

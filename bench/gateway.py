@@ -7,6 +7,10 @@ hello world:
 - granian, uvicorn: a raw ASGI app, the ceiling for any Python front door;
 - fogbank-http, fogbank-rest: a Lambda handler behind an HTTP API (payload 2.0) and a REST API
   (payload 1.0, stage Prod) served by `fogbank up`;
+- fogbank-key, fogbank-cache, fogbank-jwt, fogbank-authorizer: the same handler behind API
+  management (an API key with a usage plan and throttles, a stage cache hit, a JWT authorizer, a
+  Lambda authorizer's cached result), served by the same `fogbank up` (see `_fogbank_rows`) and
+  compared with the plain routes;
 - chalice, serverless-offline: the peers, each measured with keep-alive and with
   `Connection: close`, and counted at its best mode.
 
@@ -37,6 +41,7 @@ from types import FrameType
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # A sibling module of a script, not a package: found through the path set just above.
+import _fogbank_rows
 import _peers
 from _peers import Context, PeerError, Running, Server, Target
 
@@ -45,7 +50,7 @@ from _peers import Context, PeerError, Running, Server, Target
 PEERS: tuple[tuple[Callable[[Context], Server], tuple[str, ...]], ...] = (
     (_peers.granian, ("granian",)),
     (_peers.uvicorn, ("uvicorn",)),
-    (_peers.fogbank, ("fogbank-http", "fogbank-rest")),
+    (_fogbank_rows.fogbank, _fogbank_rows.ROWS),
     (_peers.chalice, ("chalice",)),
     (_peers.serverless_offline, ("serverless-offline",)),
 )
@@ -66,11 +71,15 @@ class Wrk:
     """One wrk run, from its `--latency` report."""
 
     rps: float
+    """Every answer a second, as wrk counts them."""
+    ok_rps: float
+    """2xx/3xx answers a second: what the table and the ratios show (a 429 is not served)."""
     p50_ms: float
     p99_ms: float
     requests: int
     errors: int
-    """Connect and write errors plus non-2xx/3xx responses."""
+    """Connect and write errors."""
+    non_2xx: int
     read_errors: int
     """Also counts a server closing the connection after a complete response without having said
     `Connection: close` (chalice does): wrk notices at its next read, and reconnects."""
@@ -89,6 +98,8 @@ class Row:
     unavailable: str | None = None
     best: bool = True
     """The mode the ratios use: the one with the highest throughput, for peers measured in two."""
+    note: str | None = None
+    """What was checked around the run (a route's refusals, a function that ran once)."""
 
 
 def parse_wrk(output: str) -> Wrk:
@@ -98,10 +109,12 @@ def parse_wrk(output: str) -> Wrk:
         raise PeerError(f"unexpected wrk output: {output.strip()[-200:]!r}")
     found = _SOCKET.search(output)
     connect, read, write, timeout = (int(n) for n in found.groups()) if found else (0, 0, 0, 0)
-    non_2xx = _NON_2XX.search(output)
-    errors = connect + write + (int(non_2xx[1]) if non_2xx else 0)
+    found_non_2xx = _NON_2XX.search(output)
+    non_2xx = int(found_non_2xx[1]) if found_non_2xx else 0
+    total, count = float(rps[1]), int(requests[1])
+    ok_rps = total * (count - non_2xx) / count if count else 0.0
     p50, p99 = percentiles["50"], percentiles["99"]
-    return Wrk(float(rps[1]), p50, p99, int(requests[1]), errors, read, timeout)
+    return Wrk(total, ok_rps, p50, p99, count, connect + write, non_2xx, read, timeout)
 
 
 def on_cores(core: int) -> list[str]:
@@ -110,9 +123,12 @@ def on_cores(core: int) -> list[str]:
     return []
 
 
-def run_wrk(url: str, connections: int, seconds: int, close: bool) -> Wrk:
+def run_wrk(target: Target, connections: int, seconds: int, close: bool) -> Wrk:
     argv = [*on_cores(LOAD_CORE), "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
-    argv += ["--timeout", "2s", *(["-H", "Connection: close"] if close else []), url]
+    argv += ["--timeout", "2s", *(["-H", "Connection: close"] if close else [])]
+    for name, value in target.headers:
+        argv += ["-H", f"{name}: {value}"]
+    argv.append(target.url)
     done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=False)
     if done.returncode != 0:
         raise PeerError(f"wrk failed: {(done.stderr or done.stdout).strip()[-200:]}")
@@ -125,14 +141,14 @@ def run_wrk(url: str, connections: int, seconds: int, close: bool) -> Wrk:
 def measure(target: Target, args: argparse.Namespace) -> list[Row]:
     # A warm-up at full concurrency lets lazy servers create their workers and caches before
     # anything is counted (serverless-offline starts one Python child per concurrent request).
-    run_wrk(target.url, CONNECTIONS, args.warmup, target.modes[0] == "close")
+    run_wrk(target, CONNECTIONS, args.warmup, target.modes[0] == "close")
     rows = []
     for mode in target.modes:
         print(f"  {target.name} ({mode}): {CONNECTIONS} connections, then 1", flush=True)
-        many = run_wrk(target.url, CONNECTIONS, args.duration, mode == "close")
-        one = run_wrk(target.url, 1, args.duration, mode == "close")
+        many = run_wrk(target, CONNECTIONS, args.duration, mode == "close")
+        one = run_wrk(target, 1, args.duration, mode == "close")
         rows.append(Row(target.name, mode, many, one))
-    top = max(rows, key=lambda row: row.many.rps if row.many else 0.0)
+    top = max(rows, key=lambda row: row.many.ok_rps if row.many else 0.0)
     return [replace(row, best=row is top) for row in rows]
 
 
@@ -152,24 +168,39 @@ def run_server(server: Server, names: list[str], args: argparse.Namespace) -> It
                 continue
             try:
                 running.probe(target)
-                yield from measure(target, args)
+                checked = target.before() if target.before else None
+                measured = measure(target, args)
             except PeerError as exc:
                 yield Row(target.name, "-", unavailable=str(exc))
+                continue
+            note = "; ".join(n for n in (checked, _after(target)) if n) or None
+            yield from (replace(row, note=note) for row in measured)
+
+
+def _after(target: Target) -> str | None:
+    if target.after is None:
+        return None
+    try:
+        return target.after()
+    except PeerError as exc:
+        return f"CHECK FAILED: {exc}"
 
 
 def run_all(args: argparse.Namespace, work: Path) -> list[Row]:
-    ctx = Context(_peers.PEERS_DIR, work, not args.skip_install, on_cores)
     rows: list[Row] = []
     for build, names in PEERS:
         wanted = [name for name in names if name in args.only]
         if not wanted:
             continue
-        try:
-            server = build(ctx)
-        except PeerError as exc:
-            rows += [Row(name, "-", unavailable=str(exc)) for name in wanted]
-            continue
-        rows += run_server(server, wanted, args)
+        # What a builder starts beside its server stops with it.
+        with contextlib.ExitStack() as helpers:
+            ctx = Context(_peers.PEERS_DIR, work, not args.skip_install, on_cores, helpers)
+            try:
+                server = build(ctx)
+            except PeerError as exc:
+                rows += [Row(name, "-", unavailable=str(exc)) for name in wanted]
+                continue
+            rows += run_server(server, wanted, args)
     return rows
 
 
@@ -221,31 +252,46 @@ def _best(rows: list[Row], name: str) -> Pair | None:
 
 
 def _rps(fog: Pair, peer: Pair) -> float:
-    return fog[0].rps / peer[0].rps
+    return fog[0].ok_rps / peer[0].ok_rps
 
 
 def _p50_gap(fog: Pair, peer: Pair) -> float:
     return fog[1].p50_ms - peer[1].p50_ms
 
 
-# The targets: how close fogbank comes to a raw ASGI server, and how far past chalice it gets.
-# (label, peer row, how, sense, goal); `{}` in the label is the fogbank row.
+# The targets: how close fogbank's plain routes come to a raw ASGI server, and how far past
+# chalice they get. (label, peer row, how, sense, goal); `{}` in the label is the fogbank row.
 TARGETS: tuple[tuple[str, str, Callable[[Pair, Pair], float], str, float], ...] = (
     ("{} rps@32 / granian rps@32", "granian", _rps, ">=", 0.33),
     ("{} rps@32 / chalice rps@32", "chalice", _rps, ">=", 5.0),
     ("{} p50@1 - granian p50@1, ms", "granian", _p50_gap, "<=", 0.3),
 )
+PLAIN = ("fogbank-http", "fogbank-rest")
+
+Comparison = tuple[str, str, str, Callable[[Pair, Pair], float], str, float]
+"""(label, row, the row it is compared with, how, sense, goal)."""
+
+
+def comparisons() -> Iterator[Comparison]:
+    for name in PLAIN:
+        for label, peer, how, sense, goal in TARGETS:
+            yield label.format(name), name, peer, how, sense, goal
+    # API management: each row against its plain route.
+    for name, plain, goal in _fogbank_rows.OVERHEAD:
+        yield f"{name} rps@32 / {plain} rps@32", name, plain, _rps, ">=", goal
 
 
 def ratios(rows: list[Row]) -> list[dict[str, object]]:
     out: list[dict[str, object]] = []
-    for name in sorted({row.name for row in rows if row.name.startswith("fogbank-")}):
-        for label, peer_name, how, sense, goal in TARGETS:
+    measured = {row.name for row in rows}
+    for label, name, peer_name, how, sense, goal in comparisons():
+        if name in measured:
             fog, peer = _best(rows, name), _best(rows, peer_name)
-            entry: dict[str, object] = {"ratio": label.format(name), "target": f"{sense} {goal}"}
+            entry: dict[str, object] = {"ratio": label, "target": f"{sense} {goal}"}
             if not fog or not peer:
-                entry["missing"] = name if not fog else peer_name
-                entry["value"] = None
+                absent = name if not fog else peer_name
+                why = "unavailable" if absent in measured else "not measured"
+                entry["missing"], entry["value"] = f"{absent} {why}", None
             else:
                 value = how(fog, peer)
                 entry["value"] = round(value, 3)
@@ -255,7 +301,8 @@ def ratios(rows: list[Row]) -> list[dict[str, object]]:
 
 
 def _errors(result: Wrk) -> str:
-    counts = {"timeout": result.timeouts, "read": result.read_errors, "other": result.errors}
+    counts = {"timeout": result.timeouts, "read": result.read_errors, "non-2xx": result.non_2xx}
+    counts["other"] = result.errors
     return ", ".join(f"{n} {kind}" for kind, n in counts.items() if n) or "0"
 
 
@@ -269,20 +316,25 @@ def print_report(rows: list[Row], found: list[dict[str, object]]) -> None:
             continue
         mode = row.mode + (" *" if row.best and sum(r.name == row.name for r in rows) > 1 else "")
         m, o = row.many, row.one
-        line = f"{row.name:<20}{mode:<13}{m.rps:>9,.0f}{m.p50_ms:>8.2f}ms{m.p99_ms:>7.1f}ms"
-        line += f"{o.rps:>8,.0f}{o.p50_ms:>6.2f}ms{o.p99_ms:>6.2f}ms"
+        line = f"{row.name:<20}{mode:<13}{m.ok_rps:>9,.0f}{m.p50_ms:>8.2f}ms{m.p99_ms:>7.1f}ms"
+        line += f"{o.ok_rps:>8,.0f}{o.p50_ms:>6.2f}ms{o.p99_ms:>6.2f}ms"
         print(f"{line}  {_errors(m)}; {_errors(o)}")
     print("* the peer's best mode (highest rps@32); the ratios use it.  p = latency percentile.")
+    if any(r.many and r.one and r.many.non_2xx + r.one.non_2xx for r in rows):
+        print("rps counts 2xx/3xx answers only; the percentiles are over every answer")
     if any(r.mode == "close" and r.many and r.many.read_errors for r in rows):
         print("read errors in close mode: the server closed without saying so (see README)")
+    for row in rows:
+        if row.note:
+            print(f"{row.name}: {row.note}")
     print()
     for entry in found:
         value = entry["value"]
         if value is None:
-            shown, verdict = "n/a", f"({entry['missing']} unavailable)"
+            shown, verdict = "n/a", f"({entry['missing']})"
         else:
             shown, verdict = f"{value:.3f}", "met" if entry["met"] else "MISSED"
-        print(f"{entry['ratio']:<44}{shown:>9}   target {entry['target']:<8} {verdict}")
+        print(f"{entry['ratio']:<50}{shown:>7}   target {entry['target']:<8} {verdict}")
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -298,7 +350,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip-install", action="store_true", help="never install a peer")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results here")
     args = parser.parse_args(argv)
-    # A prefix picks a family: `--only fogbank` means both fogbank rows.
+    # A prefix picks a family: `--only fogbank` means every fogbank row.
     asked = [part.strip() for part in args.only.split(",") if part.strip()]
     args.only = [n for n in NAMES if any(n == a or n.startswith(a + "-") for a in asked)]
     unknown = [a for a in asked if not any(n == a or n.startswith(a + "-") for n in NAMES)]
