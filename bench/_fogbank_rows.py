@@ -61,7 +61,7 @@ AUTHORIZER_TOKEN = "allow-bench"
 AUDIENCE = "fogbank-bench"
 KEY_ID = "bench-rsa-1"
 # Far above what one core serves, so that they never answer 429 during a run (the account's
-# own 10,000 requests a second, bursts of 5,000, still applies on top, as on AWS).
+# limit is raised to the same with `--account-throttle`).
 HIGH_RATE, HIGH_BURST, HIGH_QUOTA = 1_000_000, 1_000_000, 1_000_000_000
 
 AUTHORIZER_HANDLER = """\
@@ -293,6 +293,9 @@ def fogbank(ctx: Context) -> Server:
     port, control = free_port(), free_port()
     argv = [*ctx.on_cores(0), str(exe), "up", "-t", str(root / "template.yaml")]
     argv += ["--port", str(port), "--control-port", str(control), "--state-dir", str(state)]
+    # The account quota (10,000 rps on AWS) would cap cache hits below their own speed: raise it,
+    # so every row measures the gateway's work and not that quota.
+    argv += ["--account-throttle", f"{HIGH_RATE}:{HIGH_BURST}", "--no-reload"]
     base = f"http://{HOST}:{port}"
     logs = state / "logs"
     key = (("x-api-key", API_KEY),)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from fogbank._errors import FogbankError
+from fogbank._errors import ConfigError, FogbankError
 from fogbank.cli import _admin, _invoke, _logs, _up
 from fogbank.cli._common import fail, find_template, load_app, parse_pairs
 from fogbank.config import DEFAULT_IAM_CREDENTIALS, FunctionsConfig, NodeConfig
+from fogbank.model import Throttle
 
 app = typer.Typer(
     name="fogbank",
@@ -53,6 +55,19 @@ def _functions_config(
     )
 
 
+def _account_throttle(value: str | None) -> Throttle | None:
+    if value is None:
+        return None
+    rate, sep, burst = value.partition(":")
+    try:
+        throttle = Throttle(float(rate), int(burst))
+    except ValueError:
+        raise ConfigError(f"--account-throttle: expected RATE:BURST, got {value!r}") from None
+    if not sep or throttle.rate_limit <= 0 or throttle.burst_limit <= 0:
+        raise ConfigError(f"--account-throttle: expected positive RATE:BURST, got {value!r}")
+    return throttle
+
+
 @app.command()
 def up(
     template: TemplateOpt = None,
@@ -88,6 +103,13 @@ def up(
             " with every node given the same URL; needs fogbank[redis]."
         ),
     ] = None,
+    account_throttle: Annotated[
+        str | None,
+        typer.Option(
+            help="The account-level limit every API request passes, RATE:BURST (AWS's default"
+            " quota: 10000:5000).",
+        ),
+    ] = None,
     iam_credentials: Annotated[
         list[str] | None,
         typer.Option(
@@ -112,6 +134,9 @@ def up(
             iam_credentials=parse_pairs(iam_credentials or [], "--iam-credentials")
             or DEFAULT_IAM_CREDENTIALS,
         )
+        throttle = _account_throttle(account_throttle)
+        if throttle is not None:
+            config = dataclasses.replace(config, account_throttle=throttle)
         application = load_app(path, overrides)
         _up.run(config, application, path, reload=reload)
     except FogbankError as exc:

@@ -21,6 +21,7 @@ Claims reach the integration as API Gateway passes them: every value a string, a
 
 from __future__ import annotations
 
+import collections
 import time
 from typing import Any
 
@@ -45,6 +46,11 @@ _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
+# Verified signatures are remembered this long (under the JWKS cache's lifetime) and this many.
+_VERIFIED_TTL_S = 300.0
+_VERIFIED_MAX = 4096
+
+
 class _Refused(Exception):
     """Why a token is refused, in the words of the `www-authenticate` header."""
 
@@ -66,6 +72,12 @@ class JwtAuthorizers:
     def __init__(self, jwks: JwksClient, clock: Clock = time.time) -> None:
         self.jwks = jwks
         self.clock = clock
+        self._verified: collections.OrderedDict[str, tuple[float, dict[str, Any]]] = (
+            collections.OrderedDict()
+        )
+        """Token -> (when, claims) for signatures already checked: clients resend one token for
+        its whole life, and parsing and verifying it is most of an authorizer's cost. Times,
+        issuer and audience are still checked on every request."""
 
     async def authorize(
         self, exchange: Exchange, match: RouteMatch, authorizer: Authorizer
@@ -106,6 +118,33 @@ class JwtAuthorizers:
         return {"jwt": {"claims": text, "scopes": scopes}}
 
     async def _verify(self, token: str, authorizer: Authorizer, cognito: bool) -> dict[str, Any]:
+        issuers = (
+            [cognito_issuer(arn) for arn in authorizer.provider_arns]
+            if cognito
+            else [authorizer.issuer or ""]
+        )
+        seen = self._verified.get(token)
+        if seen is not None and self.clock() - seen[0] < _VERIFIED_TTL_S:
+            claims = seen[1]
+            if claims.get("iss") not in issuers:
+                raise _Refused("the token does not have a valid issuer")
+            self._check_claims(claims, authorizer, cognito)
+            return claims
+        claims = await self._verify_signature(token, authorizer, issuers)
+        self._verified[token] = (self.clock(), claims)
+        if len(self._verified) > _VERIFIED_MAX:
+            self._verified.popitem(last=False)
+        self._check_claims(claims, authorizer, cognito)
+        return claims
+
+    def _check_claims(self, claims: dict[str, Any], authorizer: Authorizer, cognito: bool) -> None:
+        self._check_times(claims)
+        if not cognito and not _audience_ok(claims, authorizer.audience):
+            raise _Refused("the token does not have a valid audience")
+
+    async def _verify_signature(
+        self, token: str, authorizer: Authorizer, issuers: list[str]
+    ) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
@@ -116,11 +155,6 @@ class JwtAuthorizers:
             raise _Refused(f"signing method {algorithm} is invalid")
         if not isinstance(kid, str) or not kid:
             raise _Refused("the token has no key id (kid)")
-        issuers = (
-            [cognito_issuer(arn) for arn in authorizer.provider_arns]
-            if cognito
-            else [authorizer.issuer or ""]
-        )
         issuer = unverified.get("iss")
         if issuer not in issuers:
             raise _Refused("the token does not have a valid issuer")
@@ -148,9 +182,6 @@ class JwtAuthorizers:
             raise _Refused("the token signature is invalid") from None
         except jwt.PyJWTError:
             raise _Refused("the token is malformed") from None
-        self._check_times(claims)
-        if not cognito and not _audience_ok(claims, authorizer.audience):
-            raise _Refused("the token does not have a valid audience")
         return claims
 
     def _check_times(self, claims: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ caller's `DELETE` with a 403 without calling the function again.
 from __future__ import annotations
 
 import asyncio
+import collections
 import re
 import time
 from functools import lru_cache
@@ -55,6 +56,12 @@ class LambdaAuthorizers:
         self._invoker = invoker
         self._identity = identity
         self._cache = cache
+        self._decided: collections.OrderedDict[tuple[bytes, str, bool], dict[str, Any] | bool] = (
+            collections.OrderedDict()
+        )
+        """(cached answer, method ARN, simple) -> what it established, or whether an explicit
+        deny: a cached answer is the same bytes request after request, and decoding and
+        evaluating its policy again is most of the cost of a cached authorization."""
 
     async def authorize(
         self, exchange: Exchange, match: RouteMatch, authorizer: Authorizer
@@ -82,13 +89,29 @@ class LambdaAuthorizers:
             started = time.monotonic()
             payload = await self._call(exchange, match, authorizer, values, arn)
             latency_ms = int((time.monotonic() - started) * 1000)
-        try:
-            answer = _answer(orjson.loads(payload), authorizer, kind)
-        except (orjson.JSONDecodeError, BadAuthorizerOutput) as exc:
-            raise authorizer_failure(kind) from exc
-        if fresh and key is not None:
-            await self._cache.put(key, payload, float(authorizer.ttl_s))
-        return _established(answer, arn, kind, latency_ms)
+        memo = (payload, arn, authorizer.simple_responses)
+        known = None if fresh else self._decided.get(memo)
+        if known is None:
+            try:
+                answer = _answer(orjson.loads(payload), authorizer, kind)
+            except (orjson.JSONDecodeError, BadAuthorizerOutput) as exc:
+                raise authorizer_failure(kind) from exc
+            if fresh and key is not None:
+                await self._cache.put(key, payload, float(authorizer.ttl_s))
+            known = _outcome(answer, arn, kind)
+            if key is not None:
+                self._remember(memo, known)
+        if isinstance(known, bool):
+            raise access_denied(kind, explicit=known)
+        if kind is ApiKind.REST:
+            return {**known, "integrationLatency": latency_ms}
+        return dict(known)
+
+    def _remember(self, memo: tuple[bytes, str, bool], outcome: dict[str, Any] | bool) -> None:
+        # Bounded: identity values are per caller, and callers come and go.
+        self._decided[memo] = outcome
+        if len(self._decided) > _DECIDED_MAX:
+            self._decided.popitem(last=False)
 
     async def _call(
         self,
@@ -167,24 +190,17 @@ def _answer(parsed: Any, authorizer: Authorizer, kind: ApiKind) -> PolicyAnswer 
     return policy_answer(parsed, flatten=kind is ApiKind.REST)
 
 
-def _established(
-    answer: PolicyAnswer | SimpleAnswer, arn: str, kind: ApiKind, latency_ms: int
-) -> dict[str, Any]:
-    """The answer's verdict for this ARN; on success, what `requestContext.authorizer` holds."""
+def _outcome(answer: PolicyAnswer | SimpleAnswer, arn: str, kind: ApiKind) -> dict[str, Any] | bool:
+    """The answer's verdict for this ARN: what `requestContext.authorizer` holds (without the
+    latency, which each request adds), or, when refused, whether the deny was explicit."""
     if isinstance(answer, SimpleAnswer):
-        if not answer.authorized:
-            raise access_denied(kind, explicit=True)
-        return {"lambda": answer.context}
+        return {"lambda": answer.context} if answer.authorized else True
     decision = answer.decide(arn)
     if decision is not Decision.ALLOW:
-        raise access_denied(kind, explicit=decision is Decision.EXPLICIT_DENY)
+        return decision is Decision.EXPLICIT_DENY
     if kind is ApiKind.HTTP:
         return {"lambda": answer.context}
-    established: dict[str, Any] = {
-        "principalId": answer.principal_id,
-        **answer.context,
-        "integrationLatency": latency_ms,
-    }
+    established: dict[str, Any] = {"principalId": answer.principal_id, **answer.context}
     if answer.usage_identifier_key is not None:
         # Read by the usage-plan step when the API's key source is AUTHORIZER.
         established["usageIdentifierKey"] = answer.usage_identifier_key
@@ -198,6 +214,9 @@ def _error_message(payload: bytes) -> str | None:
         return None
     message = document.get("errorMessage") if isinstance(document, dict) else None
     return message if isinstance(message, str) else None
+
+
+_DECIDED_MAX = 4096
 
 
 @lru_cache(maxsize=256)
