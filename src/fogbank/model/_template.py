@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from fogbank._errors import TemplateError
 from fogbank.model._apis import build_apis
@@ -43,6 +42,7 @@ from fogbank.model._intrinsics import (
     text,
 )
 from fogbank.model._openapi import inline_definitions
+from fogbank.model._props import Props
 from fogbank.model._sam import LOCAL_BUCKET, Expanded, expand
 from fogbank.model._traffic import DeploymentPreference, read_preference
 from fogbank.model._usage_plans import build_usage_plans
@@ -147,53 +147,6 @@ class _Draft:
         )
 
 
-@dataclass
-class _Props:
-    """One resource's resolved properties, read with checks that name the resource and property."""
-
-    file: str
-    logical_id: str
-    values: Mapping[str, Any]
-
-    def error(self, prop: str, message: str) -> TemplateError:
-        return TemplateError(message, file=self.file, resource=self.logical_id, prop=prop)
-
-    def nested(self, *keys: str) -> Any:
-        node: Any = self.values
-        for key in keys:
-            node = node.get(key) if isinstance(node, dict) else None
-        return node
-
-    def text(self, *keys: str, default: str | None = None) -> str:
-        value = self.nested(*keys)
-        if value is None and default is not None:
-            return default
-        try:
-            return text(value)
-        except TypeError:
-            raise self.error(".".join(keys), f"expected a string, got {value!r}") from None
-
-    def strings(self, *keys: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
-        value = self.nested(*keys)
-        if value is None:
-            return default
-        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-            raise self.error(".".join(keys), f"expected a list of strings, got {value!r}")
-        return tuple(value)
-
-    def number(self, *keys: str, default: int, low: int, high: int, unit: str = "") -> int:
-        value, prop = self.nested(*keys), ".".join(keys)
-        if value is None:
-            return default
-        try:
-            number = int(text(value))
-        except (TypeError, ValueError):
-            raise self.error(prop, f"{prop} must be a whole number, got {value!r}") from None
-        if not low <= number <= high:
-            raise self.error(prop, f"{prop} {number} is outside {low}-{high}{unit}")
-        return number
-
-
 class _Builder:
     def __init__(self, file: str, base_dir: Path, expanded: Expanded, resolved: Resolved) -> None:
         self.file, self.base_dir = file, base_dir
@@ -218,7 +171,7 @@ class _Builder:
         for kind, step in steps:
             for logical_id, resource in resources.items():
                 if resource["Type"] == kind:
-                    step(logical_id, _Props(self.file, logical_id, resource["Properties"]))
+                    step(logical_id, Props(self.file, logical_id, resource["Properties"]))
         for logical_id, resource in resources.items():
             self._warn_unserved(logical_id, resource["Type"])
         return [draft.function() for draft in self.drafts.values()]
@@ -239,7 +192,7 @@ class _Builder:
         sam_id = metadata.get("SamResourceId") if isinstance(metadata, dict) else None
         return sam_id if isinstance(sam_id, str) else logical_id
 
-    def _local_dir(self, props: _Props, prop: str) -> Path:
+    def _local_dir(self, props: Props, prop: str) -> Path:
         location = props.nested(prop)
         if isinstance(location, dict) and location.get("S3Bucket") == LOCAL_BUCKET:
             path = self.expanded.local_paths.get(str(location.get("S3Key")))
@@ -247,7 +200,7 @@ class _Builder:
                 return path
         raise props.error(prop, f"{prop} must name a local directory")
 
-    def _layer(self, logical_id: str, props: _Props) -> None:
+    def _layer(self, logical_id: str, props: Props) -> None:
         arn = self.resolved.physical_ids[logical_id]
         self.layers[arn] = Layer(
             name=props.text("LayerName", default=logical_id),
@@ -258,7 +211,7 @@ class _Builder:
             compatible_runtimes=props.strings("CompatibleRuntimes"),
         )
 
-    def _function(self, logical_id: str, props: _Props) -> None:
+    def _function(self, logical_id: str, props: Props) -> None:
         name = self.resolved.physical_ids[logical_id]
         if props.nested("PackageType") == "Image" or props.nested("Code", "ImageUri"):
             self.images.add(name)
@@ -319,7 +272,7 @@ class _Builder:
             tenancy=TenancyMode(tenancy),
         )
 
-    def _code_dir(self, logical_id: str, props: _Props, runtime: str) -> Path:
+    def _code_dir(self, logical_id: str, props: Props, runtime: str) -> Path:
         source = props.nested("Code", "ZipFile")
         if source is None:
             return self._local_dir(props, "Code")
@@ -338,7 +291,7 @@ class _Builder:
             raise props.error(prop, f"cannot write inline code to {target}: {exc}") from exc
         return directory
 
-    def _function_layers(self, props: _Props) -> tuple[Layer, ...]:
+    def _function_layers(self, props: Props) -> tuple[Layer, ...]:
         arns = props.nested("Layers") or []
         if not isinstance(arns, list):
             raise props.error("Layers", "Layers must be a list of layer version ARNs")
@@ -352,7 +305,7 @@ class _Builder:
             layers.append(layer)
         return tuple(layers)
 
-    def _owner(self, logical_id: str, props: _Props, prop: str) -> _Draft | None:
+    def _owner(self, logical_id: str, props: Props, prop: str) -> _Draft | None:
         """The template function a version, alias or setting belongs to; else warn and skip it."""
         name = function_name_of(props.text(prop))
         draft = self.drafts.get(name)
@@ -363,7 +316,7 @@ class _Builder:
             )
         return draft
 
-    def _version(self, logical_id: str, props: _Props) -> None:
+    def _version(self, logical_id: str, props: Props) -> None:
         if (draft := self._owner(logical_id, props, "FunctionName")) is None:
             return
         number = self.resolved.physical_ids[logical_id].rsplit(":", 1)[1]
@@ -373,12 +326,12 @@ class _Builder:
         draft.versions[number] = config
         self._provisioned(draft, number, props)
 
-    def _provisioned(self, draft: _Draft, qualifier: str, props: _Props) -> None:
+    def _provisioned(self, draft: _Draft, qualifier: str, props: Props) -> None:
         key = ("ProvisionedConcurrencyConfig", "ProvisionedConcurrentExecutions")
         if props.nested(*key) is not None:
             draft.provisioned[qualifier] = props.number(*key, default=0, low=0, high=1_000_000)
 
-    def _alias(self, logical_id: str, props: _Props) -> None:
+    def _alias(self, logical_id: str, props: Props) -> None:
         if (draft := self._owner(logical_id, props, "FunctionName")) is None:
             return
         name, version = props.text("Name"), props.text("FunctionVersion")
@@ -408,7 +361,7 @@ class _Builder:
         if draft.deployment is None and logical_id not in self.expanded.source_ids:
             draft.deployment = DeploymentPreference(alias=name)  # AutoPublishAlias alone
 
-    def _event_invoke(self, logical_id: str, props: _Props) -> None:
+    def _event_invoke(self, logical_id: str, props: Props) -> None:
         if (draft := self._owner(logical_id, props, "FunctionName")) is None:
             return
         draft.event_invoke = EventInvokeConfig(
@@ -420,7 +373,7 @@ class _Builder:
             on_failure=self._destination(logical_id, props, "OnFailure"),
         )
 
-    def _destination(self, logical_id: str, props: _Props, outcome: str) -> Destination | None:
+    def _destination(self, logical_id: str, props: Props, outcome: str) -> Destination | None:
         keys = ("DestinationConfig", outcome, "Destination")
         if props.nested(*keys) is None:
             return None
@@ -433,6 +386,6 @@ class _Builder:
             )
         return Destination(arn, kind)
 
-    def _url(self, logical_id: str, props: _Props) -> None:
+    def _url(self, logical_id: str, props: Props) -> None:
         if (draft := self._owner(logical_id, props, "TargetFunctionArn")) is not None:
             draft.streaming = draft.streaming or props.nested("InvokeMode") == "RESPONSE_STREAM"
