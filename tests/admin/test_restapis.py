@@ -168,7 +168,8 @@ def test_update_stage_variables_and_method_settings(running: Running) -> None:
     again = running.v1.get_stage(restApiId=api_id, stageName="prod")
     assert {**again, "ResponseMetadata": None} == {**stage, "ResponseMetadata": None}
     settings = running.node.app.apis[api_id].management.stage_settings["prod"]
-    assert settings.method_settings["~1hello/GET"].cache_ttl_s == 60
+    # Stored as the template loader stores keys, so throttling and caching both find it.
+    assert settings.method_settings["/hello/GET"].cache_ttl_s == 60
     assert settings.throttle is not None
     assert settings.throttle.rate_limit == 100.0
     assert running.echo("/prod/hello")["stageVariables"] == {"color": "green", "size": "xl"}
@@ -281,3 +282,18 @@ def test_an_imported_api_keeps_its_authorizers(running: Running) -> None:
     }
     with pytest.raises(running.v1.exceptions.BadRequestException):
         running.v1.import_rest_api(body=json.dumps(document))
+
+
+def test_a_method_throttle_set_by_patch_is_enforced(running: Running) -> None:
+    api_id = running.shop_id()
+    patch = [
+        # A bucket of one that refills once every 100 s: the second request must be throttled.
+        {"op": "replace", "path": "/~1hello/GET/throttling/rateLimit", "value": "0.01"},
+        {"op": "replace", "path": "/~1hello/GET/throttling/burstLimit", "value": "1"},
+    ]
+    stage = running.v1.update_stage(restApiId=api_id, stageName="prod", patchOperations=patch)
+    assert stage["methodSettings"]["~1hello/GET"]["throttlingBurstLimit"] == 1
+    assert running.get("/prod/hello").status_code == 200
+    throttled = running.get("/prod/hello")
+    assert throttled.status_code == 429
+    assert throttled.json() == {"message": "Too Many Requests"}

@@ -82,7 +82,10 @@ def _one(
     if parts and parts[0] == "canarySettings":
         return _settings(stage, canary=_canary(settings, op, parts[1:], value, check_deployment))
     if len(parts) == 4:
-        key = f"{parts[0]}/{parts[1]}"
+        # Stored as the template loader stores them (`/items/{id}/GET`), so that every reader
+        # (throttling, caching) finds a setting whichever way it was made.
+        resource = parts[0] if parts[0] == "*" else parts[0].replace("~1", "/")
+        key = f"{resource}/{parts[1]}"
         methods = dict(settings.method_settings)
         current = methods.get(key, MethodSettings())
         if (parts[2], parts[3]) in _IGNORED:

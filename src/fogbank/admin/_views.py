@@ -78,6 +78,14 @@ def _method(settings: MethodSettings) -> dict[str, Any]:
     }
 
 
+def _wire_key(key: str) -> str:
+    """`/items/{id}/GET` as API Gateway writes method settings keys: `~1items~1{id}/GET`."""
+    resource, _, method = key.rpartition("/")
+    if not resource.startswith("/"):
+        return key  # `*/*`, `*/GET`
+    return f"{resource.replace('/', '~1')}/{method}"
+
+
 def stage(rec: StageRecord) -> dict[str, Any]:
     settings = rec.settings
     out: dict[str, Any] = {
@@ -86,7 +94,9 @@ def stage(rec: StageRecord) -> dict[str, Any]:
         "description": rec.description,
         "cacheClusterEnabled": settings.cache_cluster_enabled,
         "cacheClusterStatus": "AVAILABLE" if settings.cache_cluster_enabled else "NOT_AVAILABLE",
-        "methodSettings": {key: _method(value) for key, value in settings.method_settings.items()},
+        "methodSettings": {
+            _wire_key(key): _method(value) for key, value in settings.method_settings.items()
+        },
         "variables": dict(rec.variables),
         "tracingEnabled": rec.tracing,
         "createdDate": rec.created_s,
