@@ -13,7 +13,6 @@ import datetime
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
@@ -33,7 +32,6 @@ from fogbank.store import (
     close_stores,
     open_stores,
 )
-from fogbank.store._open import _cache_module
 
 from ..functions.async_support import FakeClock, run
 
@@ -308,13 +306,3 @@ def test_without_the_redis_library_the_error_says_what_to_install(
     monkeypatch.setitem(sys.modules, "redis.asyncio", None)
     with pytest.raises(ConfigError, match=r"install fogbank\[redis\]"):
         open_stores(NodeConfig(redis_url=REDIS_URL))
-
-
-def test_only_a_missing_cache_module_is_tolerated(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    assert _cache_module("fogbank.store._no_such_cache") is None
-    (tmp_path / "fogbank_broken_cache.py").write_text("import fogbank_missing_dependency\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    with pytest.raises(ModuleNotFoundError, match="fogbank_missing_dependency"):
-        _cache_module("fogbank_broken_cache")

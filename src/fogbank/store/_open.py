@@ -6,48 +6,19 @@ configured with a Redis URL, so the embedded store needs nothing beyond fogbank 
 
 from __future__ import annotations
 
-import importlib
 import time
-from types import ModuleType
 from typing import TYPE_CHECKING
 
 from fogbank._errors import ConfigError
 from fogbank.config import NodeConfig
+from fogbank.store._cache_memory import MemoryCache
+from fogbank.store._cache_redis import RedisCache
 from fogbank.store._memory import MemoryLimiter, MemoryQuotas
-from fogbank.store._protocols import Clock, ResponseCache, Stores
+from fogbank.store._protocols import Clock, Stores
 from fogbank.store._redis import RedisLimiter, RedisQuotas
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
-
-_MEMORY_CACHE = "fogbank.store._cache_memory"
-_REDIS_CACHE = "fogbank.store._cache_redis"
-
-
-class _NoCache:
-    """Stands in while the response-cache modules are not part of this build: nothing is kept.
-
-    Only a missing cache module selects it (see `_cache_module`); a cache module that exists but
-    fails to import is an error like any other.
-    """
-
-    async def get(self, key: str) -> bytes | None:
-        return None
-
-    async def put(self, key: str, value: bytes, ttl_s: float) -> None:
-        return None
-
-    async def flush(self, prefix: str) -> int:
-        return 0
-
-
-def _cache_module(name: str) -> ModuleType | None:
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name == name:
-            return None
-        raise
 
 
 def connect_redis(url: str) -> Redis:
@@ -72,19 +43,16 @@ def open_stores(config: NodeConfig, clock: Clock = time.time) -> Stores:
 
     Nothing is contacted here; `check_stores` does that once the event loop runs.
     """
-    cache: ResponseCache
     if config.redis_url is None:
-        module = _cache_module(_MEMORY_CACHE)
-        cache = _NoCache() if module is None else module.MemoryCache(clock)
-        return Stores(limiter=MemoryLimiter(clock), quotas=MemoryQuotas(clock), cache=cache)
+        return Stores(
+            limiter=MemoryLimiter(clock), quotas=MemoryQuotas(clock), cache=MemoryCache(clock)
+        )
     client = connect_redis(config.redis_url)
     prefix = config.redis_prefix
-    module = _cache_module(_REDIS_CACHE)
-    cache = _NoCache() if module is None else module.RedisCache(client, prefix, clock)
     return Stores(
         limiter=RedisLimiter(client, prefix, clock),
         quotas=RedisQuotas(client, prefix, clock),
-        cache=cache,
+        cache=RedisCache(client, prefix, clock),
     )
 
 
