@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -22,13 +22,9 @@ from urllib.parse import parse_qsl, unquote
 
 import orjson
 
+from fogbank._asgi import BodyTooLarge, ClientGone, Receive, Scope, Send, read_body
 from fogbank.admin._auth import AuthFailure, check
 from fogbank.admin._errors import AccessDenied, AdminError, BadRequest, NotFound, Unauthorized
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 OPENAPI_PATH = "/admin/openapi.json"
 PREFIXES = ("/restapis", "/apikeys", "/usageplans", "/v2/", "/admin/")
@@ -116,6 +112,8 @@ class AdminApi:
             await _send(send, reply.status, body, rid)
         except AdminError as exc:
             await _send(send, exc.status, orjson.dumps(exc.body()), rid, exc.error_type)
+        except ClientGone:
+            pass  # the caller left mid-body: a truncated request is never applied
         except Exception:
             _log.exception("admin API %s %s failed, request id %s", scope["method"], path, rid)
             body = orjson.dumps({"message": "Internal server error"})
@@ -126,7 +124,10 @@ class AdminApi:
         for raw_name, raw_value in scope["headers"]:
             name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
             headers[name] = f"{headers[name]},{value}" if name in headers else value
-        body = await _read_body(receive)
+        try:
+            body = await read_body(receive, MAX_BODY)
+        except BodyTooLarge:
+            raise BadRequest("Request body is too large (10 MB at most)") from None
         raw_path = scope.get("raw_path") or path.encode()
         query = scope.get("query_string", b"")
         host = headers.get("host", "localhost")
@@ -163,23 +164,6 @@ class AdminApi:
         if path_known:
             raise BadRequest(f"{method} is not supported on {raw_path}")
         raise NotFound(f"No admin operation at {raw_path}")
-
-
-async def _read_body(receive: Receive) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise BadRequest("Request body is too large (10 MB at most)")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
 
 
 async def _send(

@@ -30,12 +30,13 @@ import json
 import logging
 import random
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
 
+from fogbank._asgi import ClientGone, Receive, Scope, Send, lifespan
 from fogbank.functions._catalog import Catalog
 from fogbank.functions._resolve import Resolved, ValidationError, resolve
 from fogbank.functions._stream_response import stream_invocation
@@ -54,10 +55,6 @@ from fogbank.functions._types import (
 )
 from fogbank.model import App, Identity, TenancyMode
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 Headers = list[tuple[bytes, bytes]]
 
 _log = logging.getLogger("fogbank.functions.invoke_api")
@@ -71,10 +68,6 @@ _INVOCATION_TYPES = (_SYNC, _EVENT, _DRY_RUN)
 
 class ServiceError(InvocationError):
     """Something went wrong inside fogbank; the details are in the log, not the response."""
-
-
-class _ClientGone(Exception):
-    """The client disconnected before its request body arrived."""
 
 
 class InvokeApi:
@@ -104,14 +97,14 @@ class InvokeApi:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             if scope["type"] == "lifespan":
-                await _lifespan(receive, send)
+                await lifespan(receive, send)
             return
         rid = str(uuid.uuid4())
         try:
             await self._route(scope, receive, send, rid)
         except InvocationError as exc:
             await _send_json(send, exc.status, exc.body(), rid, exc.error_type)
-        except _ClientGone:
+        except ClientGone:
             pass
         except Exception:
             _log.exception(
@@ -244,16 +237,6 @@ class InvokeApi:
         await stream_invocation(self._invoker, request, send, tail, _log)
 
 
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-
-
 async def _send(send: Send, status: int, headers: Headers, body: bytes) -> None:
     if status != 204:
         headers.append((b"content-length", str(len(body)).encode()))
@@ -277,13 +260,13 @@ async def _read_body(receive: Receive, limit: int) -> tuple[bytes, int]:
     body: bytes = message.get("body", b"")
     if not message.get("more_body", False):
         if message["type"] == "http.disconnect":
-            raise _ClientGone
+            raise ClientGone
         return body, len(body)
     chunks, size = [body], len(body)
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise _ClientGone
+            raise ClientGone
         chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size <= limit:

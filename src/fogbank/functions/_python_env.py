@@ -16,8 +16,9 @@ from typing import Any, cast
 import orjson
 
 from fogbank.functions._fogbank_runtime import protocol
+from fogbank.functions._runtime_process import describe_exit
 from fogbank.functions._types import ChunkSink, EnvResult, EnvState, Invocation
-from fogbank.functions._zygote import Forked, Zygote, describe_exit
+from fogbank.functions._zygote import Forked, Zygote, exit_code
 from fogbank.model import FunctionConfig
 
 # How long to wait for the zygote's word on how a vanished environment exited.
@@ -180,7 +181,7 @@ class PythonEnvironment:
             status = await self._exit_status()
             self._init_error = {
                 "errorType": "Runtime.ExitError",
-                "errorMessage": f"Error: Runtime exited with error: {describe_exit(status)}",
+                "errorMessage": f"Error: {describe_exit(exit_code(status))}",
             }
             self._init_ms = 0.0
             return
@@ -277,16 +278,16 @@ class PythonEnvironment:
     async def _lost(self, invocation: Invocation) -> EnvResult:
         status = await self._exit_status()
         output = self.take_output()
-        prefix = f"RequestId: {invocation.request_id} Error: Runtime exited with error: "
+        prefix = f"RequestId: {invocation.request_id} Error: "
         if self.oom_killed:
             error_type = "Runtime.OutOfMemory"
             message = (
-                f"{prefix}signal: killed (the environment exceeded its memory size of "
-                f"{self.config.memory_mb} MB)"
+                f"{prefix}{describe_exit(-signal.SIGKILL)} (the environment exceeded its memory"
+                f" size of {self.config.memory_mb} MB)"
             )
         else:
             error_type = "Runtime.ExitError"
-            message = prefix + describe_exit(status)
+            message = prefix + describe_exit(exit_code(status))
         return EnvResult(
             payload=error_payload(error_type, message),
             error_type=error_type,

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 
+from fogbank._asgi import Send
 from fogbank.functions._eventstream import EVENTSTREAM_CONTENT_TYPE, invoke_complete, payload_chunk
 from fogbank.functions._types import (
     LOG_TAIL_BYTES,
@@ -26,8 +25,6 @@ from fogbank.functions._types import (
     InvokeRequest,
     InvokeResult,
 )
-
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 _CONTENT_TYPE = (b"content-type", EVENTSTREAM_CONTENT_TYPE.encode())
 

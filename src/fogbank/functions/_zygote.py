@@ -10,6 +10,7 @@ import itertools
 import json
 import logging
 import os
+import signal
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,27 +32,17 @@ _LAUNCHER = (
     "from _fogbank_runtime.zygote import main; main(int(sys.argv[1]), json.loads(sys.argv[2]))"
 )
 
-# Signal names as Lambda reports them (Go's os/exec wording).
-SIGNAL_NAMES = {
-    4: "illegal instruction",
-    6: "aborted",
-    7: "bus error",
-    8: "floating point exception",
-    9: "killed",
-    11: "segmentation fault",
-    13: "broken pipe",
-    15: "terminated",
-}
 
+def exit_code(status: dict[str, int] | None) -> int:
+    """The zygote's report of how an environment ended, as a `returncode` (-N for signal N).
 
-def describe_exit(status: dict[str, int] | None) -> str:
-    """`exit status 3` or `signal: segmentation fault`, as in Lambda's Runtime.ExitError."""
+    No report (the zygote itself is gone) counts as killed.
+    """
     if status is None:
-        return "signal: killed"
+        return -signal.SIGKILL
     if "signal" in status:
-        sig = status["signal"]
-        return f"signal: {SIGNAL_NAMES.get(sig, f'signal {sig}')}"
-    return f"exit status {status.get('code', 1)}"
+        return -status["signal"]
+    return status.get("code", 1)
 
 
 class ZygoteError(FogbankError):

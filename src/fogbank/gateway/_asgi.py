@@ -3,48 +3,22 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 
+from fogbank._asgi import (
+    BodyTooLarge,
+    ClientGone,
+    Receive,
+    Scope,
+    Send,
+    lifespan,
+    read_body,
+)
 from fogbank.gateway._errors import headers_too_large, too_large
 from fogbank.gateway._pipeline import MAX_BODY_BYTES, Pipeline
 from fogbank.gateway._types import HttpRequest, HttpResponse
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-
-
 # API Gateway refuses requests whose headers (names and values) exceed about 10 KB.
 MAX_HEADER_BYTES = 10 * 1024
-
-
-class _TooLarge(Exception):
-    pass
-
-
-class _ClientGone(Exception):
-    """The client left before its body was complete: nothing is invoked."""
-
-
-async def _read_body(receive: Receive) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _ClientGone
-        chunk = message.get("body", b"")
-        if chunk:
-            size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                # Stop reading at once: a client streaming gigabytes gets its 413 straight away.
-                raise _TooLarge
-            chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks) if len(chunks) != 1 else chunks[0]
 
 
 def split_host(value: str) -> tuple[str, int]:
@@ -88,7 +62,7 @@ class DataPlane:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             if scope["type"] == "lifespan":
-                await _lifespan(receive, send)
+                await lifespan(receive, send)
             return
         request = to_request(scope, b"")
         size = sum(len(k) + len(v) for k, v in scope["headers"])
@@ -102,11 +76,11 @@ class DataPlane:
             await _send(send, self.pipeline.reject(request, too_large(None)))
             return
         try:
-            request.body = await _read_body(receive)
-        except _TooLarge:
+            request.body = await read_body(receive, MAX_BODY_BYTES)
+        except BodyTooLarge:
             await _send(send, self.pipeline.reject(request, too_large(None)))
             return
-        except _ClientGone:
+        except ClientGone:
             return
         await _send(send, await self.pipeline.handle(request))
 
@@ -124,13 +98,3 @@ async def _send(send: Send, response: HttpResponse) -> None:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
     finally:
         await send({"type": "http.response.body", "body": b""})
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return

@@ -28,13 +28,12 @@ from fogbank.gateway._auth_iam import SigV4Verifier, http_api_identity
 from fogbank.gateway._auth_jwt import JwtAuthorizers
 from fogbank.gateway._auth_lambda import LambdaAuthorizers
 from fogbank.gateway._jwks import JwksClient
-from fogbank.gateway._pipeline import Exchange
+from fogbank.gateway._pipeline import CALLER_NOTE, Exchange
 from fogbank.gateway._types import HttpResponse, RouteMatch
 from fogbank.model import ApiKind, AuthorizerType, Identity
 from fogbank.store._cache_memory import MemoryCache
 from fogbank.store._protocols import ResponseCache
 
-CALLER_NOTE = "iam_caller"
 """`Exchange.notes` key of the SigV4 caller of a REST route (`accessKey`, `userArn`, ...)."""
 _LAMBDA_TYPES = (AuthorizerType.TOKEN, AuthorizerType.REQUEST)
 

@@ -9,7 +9,6 @@ caller's `DELETE` with a 403 without calling the function again.
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import re
 import time
@@ -37,6 +36,7 @@ from fogbank.gateway._auth_policy import (
     simple_answer,
 )
 from fogbank.gateway._events import http_event, http_event_v1, rest_event
+from fogbank.gateway._lambda import invoke_within
 from fogbank.gateway._pipeline import Exchange, new_request_id
 from fogbank.gateway._types import RouteMatch
 from fogbank.model import ApiKind, Authorizer, AuthorizerType, Identity
@@ -144,13 +144,9 @@ class LambdaAuthorizers:
         return result.payload
 
     async def _invoke(self, request: InvokeRequest, kind: ApiKind, limit_s: float) -> InvokeResult:
-        # Shielded, as the Lambda proxy does: past the limit the gateway answers, but the
-        # invocation runs to its end in its environment, which is then released properly.
-        task = asyncio.ensure_future(self._invoker.invoke(request))
         try:
-            return await asyncio.wait_for(asyncio.shield(task), limit_s)
+            return await invoke_within(self._invoker, request, limit_s)
         except TimeoutError:
-            task.add_done_callback(_consume)
             raise authorizer_failure(kind) from None
         except InvocationError as exc:
             raise authorizer_failure(kind) from exc
@@ -226,8 +222,3 @@ def _regex(expression: str) -> re.Pattern[str]:
     except re.error:
         # An expression Python cannot read matches nothing, so no token gets through it.
         return re.compile(r"(?!)")
-
-
-def _consume(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled():
-        task.exception()

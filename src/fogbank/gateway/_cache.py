@@ -40,7 +40,7 @@ import orjson
 from fogbank.gateway._canary import CANARY_NOTE
 from fogbank.gateway._errors import GatewayError
 from fogbank.gateway._gateway_responses import GATEWAY_ERROR_NOTE
-from fogbank.gateway._pipeline import Exchange
+from fogbank.gateway._pipeline import CALLER_NOTE, Exchange
 from fogbank.gateway._types import HttpRequest, HttpResponse, RouteMatch
 from fogbank.model import Api, ApiKind, App, MethodSettings, Route
 from fogbank.model._management import DEFAULT_CACHE_TTL_S
@@ -50,10 +50,8 @@ log = logging.getLogger("fogbank.gateway")
 
 INVALIDATE_HEADER = "x-fogbank-invalidate-cache"
 MAY_INVALIDATE_NOTE = "may_invalidate_cache"
-"""`exchange.notes` key a step sets (True) when the caller may invalidate cache entries."""
-_IAM_CALLER_NOTE = "iam_caller"
-"""Where the authorization step puts a REST caller whose SigV4 signature it verified against a
-configured credential (`_auth.CALLER_NOTE`): fogbank's stand-in for an InvalidateCache grant."""
+"""`exchange.notes` key a step sets (True) when the caller may invalidate cache entries; a
+verified SigV4 caller (`CALLER_NOTE`) may too: fogbank's stand-in for an InvalidateCache grant."""
 WARNING_HEADER = (
     "warning",
     '199 - "Cache-Control: max-age=0 ignored: the caller may not invalidate the cache"',
@@ -154,7 +152,7 @@ class StageCache:
             log.warning("stage cache: storing %s failed: %s", key, error)
 
     def _may_invalidate(self, exchange: Exchange, token: str | None) -> bool:
-        if exchange.notes.get(MAY_INVALIDATE_NOTE) or exchange.notes.get(_IAM_CALLER_NOTE):
+        if exchange.notes.get(MAY_INVALIDATE_NOTE) or exchange.notes.get(CALLER_NOTE):
             return True
         expected = self._admin_token
         return expected is not None and token is not None and hmac.compare_digest(token, expected)

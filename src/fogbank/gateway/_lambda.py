@@ -18,7 +18,6 @@ from fogbank.functions._types import (
     InvokeResult,
     TooManyRequests,
 )
-from fogbank.gateway._auth import CALLER_NOTE
 from fogbank.gateway._errors import (
     BadProxyOutput,
     GatewayError,
@@ -26,7 +25,7 @@ from fogbank.gateway._errors import (
     integration_timeout,
 )
 from fogbank.gateway._events import function_url_event, http_event, http_event_v1, rest_event
-from fogbank.gateway._pipeline import Exchange
+from fogbank.gateway._pipeline import CALLER_NOTE, Exchange
 from fogbank.gateway._responses import http_response, rest_response
 from fogbank.gateway._stagevars import substitute_stage_variables
 from fogbank.gateway._types import HttpResponse, RouteMatch, UrlMatch
@@ -146,17 +145,7 @@ class LambdaProxy:
 
     async def _invoke(self, request: InvokeRequest, kind: ApiKind, timeout_ms: int) -> InvokeResult:
         try:
-            if request.config.timeout_s * 1000 < timeout_ms:
-                # The function's own timeout ends it first: no gateway timer is needed.
-                return await self._invoker.invoke(request)
-            # Shielded: when the gateway stops waiting, the invocation still runs to its end
-            # (as on AWS) and its environment is released properly.
-            task = asyncio.ensure_future(self._invoker.invoke(request))
-            try:
-                return await asyncio.wait_for(asyncio.shield(task), timeout_ms / 1000.0)
-            except TimeoutError:
-                task.add_done_callback(_consume)
-                raise
+            return await invoke_within(self._invoker, request, timeout_ms / 1000.0)
         except TimeoutError:
             raise integration_timeout(kind) from None
         except TooManyRequests as exc:
@@ -252,6 +241,23 @@ def _integration_failure(kind: ApiKind) -> GatewayError:
 def _throttled(kind: ApiKind) -> GatewayError:
     # Lambda's 429 reaches the client as API Gateway's own throttling answer.
     return GatewayError(429, "Too Many Requests", "TooManyRequestsException")
+
+
+async def invoke_within(invoker: Invoker, request: InvokeRequest, limit_s: float) -> InvokeResult:
+    """Invoke, giving up waiting (TimeoutError) after `limit_s`.
+
+    Shielded: when the gateway stops waiting, the invocation still runs to its end (as on AWS)
+    and its environment is released properly. When the function's own timeout ends it first, no
+    gateway timer is needed at all.
+    """
+    if request.config.timeout_s < limit_s:
+        return await invoker.invoke(request)
+    task = asyncio.ensure_future(invoker.invoke(request))
+    try:
+        return await asyncio.wait_for(asyncio.shield(task), limit_s)
+    except TimeoutError:
+        task.add_done_callback(_consume)
+        raise
 
 
 def _consume(task: asyncio.Future[Any]) -> None:

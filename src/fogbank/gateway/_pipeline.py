@@ -32,6 +32,11 @@ def new_request_id() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+CALLER_NOTE = "iam_caller"
+"""`Exchange.notes` key: the IAM caller a verified SigV4 signature named (set by `_auth`, read by
+the event builders and the stage cache)."""
+
+
 @dataclass(slots=True)
 class Exchange:
     """One request on its way through the pipeline."""
