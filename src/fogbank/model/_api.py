@@ -79,6 +79,11 @@ class Integration:
     responses: tuple[IntegrationResponse, ...] = ()
     response_transfer_mode: str = "BUFFERED"
     """`STREAM` sends each chunk of a streaming handler to the client as it comes."""
+    cloud_map_service: str | None = None
+    """HTTP_PROXY private integration (`ConnectionType: VPC_LINK`, `IntegrationUri` a Cloud Map
+    service ARN): the Cloud Map service id (`srv-…`) whose healthy instances receive the request,
+    the client's path and query forwarded as is. A plain HTTP_PROXY `uri` whose host names a
+    discovered `service.namespace` is balanced the same way, without this field."""
 
 
 @dataclass(frozen=True, slots=True)

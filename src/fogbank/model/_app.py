@@ -10,6 +10,7 @@ from fogbank._errors import FogbankError
 from fogbank.model._api import Api, FunctionUrl
 from fogbank.model._function import Function, Layer
 from fogbank.model._management import ApiKey, UsagePlan
+from fogbank.model._service import DiscoveryServiceSpec, NamespaceSpec, ServiceSpec
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_ACCOUNT = "123456789012"
@@ -51,6 +52,12 @@ class App:
     """Usage plans by plan id."""
     api_keys: Mapping[str, ApiKey] = field(default_factory=dict)
     """API keys by key id."""
+    services: Mapping[str, ServiceSpec] = field(default_factory=dict)
+    """Long-running services by service name."""
+    namespaces: Mapping[str, NamespaceSpec] = field(default_factory=dict)
+    """Cloud Map namespaces the template declares, by logical id."""
+    discovery_services: Mapping[str, DiscoveryServiceSpec] = field(default_factory=dict)
+    """Cloud Map services the template declares, by logical id."""
 
     @classmethod
     def build(
@@ -64,6 +71,9 @@ class App:
         function_urls: Iterable[FunctionUrl] = (),
         usage_plans: Iterable[UsagePlan] = (),
         api_keys: Iterable[ApiKey] = (),
+        services: Iterable[ServiceSpec] = (),
+        namespaces: Iterable[NamespaceSpec] = (),
+        discovery_services: Iterable[DiscoveryServiceSpec] = (),
     ) -> App:
         """Assemble an app from functions, filling in layer ARNs; the programmatic entry point."""
         ident = identity or Identity()
@@ -100,6 +110,9 @@ class App:
             function_urls={url.function_name: url for url in function_urls},
             usage_plans={plan.plan_id: plan for plan in usage_plans},
             api_keys={key.key_id: key for key in api_keys},
+            services=_unique((s.name, s) for s in services),
+            namespaces={ns.logical_id: ns for ns in namespaces},
+            discovery_services={svc.logical_id: svc for svc in discovery_services},
         )
 
     def find_function(self, name: str) -> Function | None:
@@ -111,3 +124,12 @@ class App:
             if candidate.logical_id == name:
                 return candidate
         return None
+
+
+def _unique(pairs: Iterable[tuple[str, ServiceSpec]]) -> dict[str, ServiceSpec]:
+    out: dict[str, ServiceSpec] = {}
+    for name, spec in pairs:
+        if name in out:
+            raise FogbankError(f"two services are named {name!r}")
+        out[name] = spec
+    return out
