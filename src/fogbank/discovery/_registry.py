@@ -100,6 +100,11 @@ class Registry:
     def deregister_instance(self, service_id: str, instance_id: str) -> Operation:
         raise NotImplementedError
 
+    def ensure_service(self, namespace_name: str, service_name: str) -> Service:
+        """The named service, created first when missing (a DNS_PRIVATE namespace with A and SRV
+        records, TTL 10 s, MULTIVALUE) — how a supervised service's binding finds its registry."""
+        raise NotImplementedError
+
     def set_health(self, service_id: str, instance_id: str, status: HealthStatus) -> None:
         """Set an instance's health (the supervisor's checks, or custom health through the API)."""
         raise NotImplementedError
