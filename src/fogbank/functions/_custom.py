@@ -17,6 +17,7 @@ import shutil
 import signal
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,8 +69,10 @@ class CustomEnvironment:
         tenant_id: str | None = None,
         init_type: InitType = InitType.ON_DEMAND,
         stop_grace_s: float = 1.0,
+        defaults: Mapping[str, str] | None = None,
     ) -> None:
         self.env_id = env_id or uuid.uuid4().hex
+        self._defaults = defaults
         self.config = config
         self.tenant_id = tenant_id
         self.state = EnvState.STARTING
@@ -126,6 +129,7 @@ class CustomEnvironment:
             layer_root=layers,
             tmp_dir=self._tmp_dir,
             runtime_api=self._server.address,
+            defaults=self._defaults,
         )
         output = self._output = OutputPipe()
         try:

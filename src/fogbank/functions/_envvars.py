@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from fogbank.functions._types import InitType
@@ -31,12 +32,17 @@ def environment_for(
     layer_root: Path | None,
     tmp_dir: Path,
     runtime_api: str | None = None,
+    defaults: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """Build the complete environment of one execution environment.
 
-    User variables come first so that Lambda's reserved names always win, as on AWS.
+    `defaults` are the node's own variables (the Cloud Map endpoint, the zone), which the
+    function's variables may override. User variables come before Lambda's reserved names, so
+    that those always win, as on AWS.
     """
     env = {k: os.environ[k] for k in _INHERITED if k in os.environ}
+    if defaults:
+        env.update(defaults)
     env.update(config.environment)
     path = ["/usr/local/bin", "/usr/bin", "/bin"]
     ld_path: list[str] = []

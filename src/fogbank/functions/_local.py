@@ -74,6 +74,9 @@ class LocalInvoker:
         self._provisioned: set[str] = set()
         """Ids of environments kept warm for provisioned concurrency (never reaped)."""
         self.private_tmp = config.functions.private_tmp
+        self.node_variables: dict[str, str] = {}
+        """Variables every environment gets unless the function sets them (the node's endpoints
+        and zone, known once the node has bound its ports)."""
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -297,6 +300,7 @@ class LocalInvoker:
                 env_id=env_id,
                 tenant_id=tenant,
                 init_type=init_type,
+                defaults=self.node_variables,
             )
             self.generations.record(custom, generation, None)
             await custom.start()
@@ -310,6 +314,7 @@ class LocalInvoker:
             init_type=init_type,
             layer_root=layer_root,
             tmp_dir=tmp_dir,
+            defaults=self.node_variables,
         )
         zygote = await self._zygote(cfg)
         env = PythonEnvironment(

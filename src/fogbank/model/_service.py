@@ -97,6 +97,9 @@ class ServiceSpec:
     """Grace between SIGTERM and SIGKILL when an instance is stopped (ECS `StopTimeout`)."""
     task_family: str = ""
     """ECS task definition family, when the service came from one (an instance attribute)."""
+    generation: int = 0
+    """Bumped to force a new deployment of an unchanged spec (a code change in `working_dir`
+    under `fogbank up`'s reload, or ECS's `--force-new-deployment`)."""
 
     @property
     def revision(self) -> str:
@@ -109,6 +112,7 @@ class ServiceSpec:
                 self.health_check,
                 self.zone,
                 self.registries,
+                self.generation,
             )
         )
         return hashlib.sha256(parts.encode()).hexdigest()[:12]
