@@ -72,6 +72,18 @@ class NodeConfig:
     """Access key -> secret key that `AWS_IAM` routes accept SigV4 signatures from (service
     `execute-api`, any region); `fogbank up --iam-credentials KEY=SECRET` sets it."""
 
+    zone: str | None = None
+    """This node's availability-zone label: its service instances carry it, its gateway prefers
+    instances in it, its functions see it in `AVAILABILITY_ZONE`; None = the region's `a` zone."""
+    dns_host: str = "127.0.0.1"
+    dns_port: int | None = None
+    """Port of the DNS server that answers A and SRV queries for discovered services; None = no
+    DNS server (`fogbank up` serves one on 8600 unless told `--dns-port off`)."""
+
+    @property
+    def zone_name(self) -> str:
+        return self.zone or f"{self.identity.region}a"
+
     @property
     def logs_dir(self) -> Path:
         return self.state_dir / "logs"
