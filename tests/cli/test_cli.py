@@ -149,7 +149,16 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes]) -> None:
 def test_up_serves_and_stops_gracefully(project: Path) -> None:
     port = _free_port()
     proc = subprocess.Popen(
-        [FOGBANK, "up", "--control-port", str(port), "--port", str(_free_port())],
+        [
+            FOGBANK,
+            "up",
+            "--control-port",
+            str(port),
+            "--port",
+            str(_free_port()),
+            "--dns-port",
+            "0",
+        ],
         cwd=project,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -245,7 +254,17 @@ def test_sigterm_lets_in_flight_requests_finish(tmp_path: Path) -> None:
     (tmp_path / "template.yaml").write_text(SLOW_TEMPLATE)
     port = _free_port()
     proc = subprocess.Popen(
-        [FOGBANK, "up", "--port", str(port), "--control-port", str(_free_port()), "--no-reload"],
+        [
+            FOGBANK,
+            "up",
+            "--port",
+            str(port),
+            "--control-port",
+            str(_free_port()),
+            "--no-reload",
+            "--dns-port",
+            "0",
+        ],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -309,7 +309,16 @@ class Up:
         self.port = free_port()
         # Bytecode on, as on a developer's machine (see test_edit_reaches_the_next_invocation).
         env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-        command = [FOGBANK, "up", "--control-port", str(self.port), "--port", str(free_port())]
+        command = [
+            FOGBANK,
+            "up",
+            "--control-port",
+            str(self.port),
+            "--port",
+            str(free_port()),
+            "--dns-port",
+            "0",
+        ]
         self.stderr = project / "stderr.txt"
         with self.stderr.open("wb") as err:
             self.proc = subprocess.Popen(

@@ -68,6 +68,14 @@ def _account_throttle(value: str | None) -> Throttle | None:
     return throttle
 
 
+def _dns_port(value: str) -> int | None:
+    if value.lower() == "off":
+        return None
+    if not value.isdigit() or not 0 <= int(value) <= 65535:
+        raise ConfigError(f"--dns-port: expected a port number or 'off', got {value!r}")
+    return int(value)
+
+
 @app.command()
 def up(
     template: TemplateOpt = None,
@@ -118,6 +126,21 @@ def up(
             " KEY=SECRET (repeatable; default fogbank=fogbank).",
         ),
     ] = None,
+    zone: Annotated[
+        str | None,
+        typer.Option(
+            help="This node's availability-zone label (default: the region's 'a' zone): service"
+            " instances carry it, the gateway prefers instances in it."
+        ),
+    ] = None,
+    dns_port: Annotated[
+        str,
+        typer.Option(
+            help="Port of the DNS server answering A and SRV queries for discovered services"
+            " (dig @127.0.0.1 -p 8600 SRV NAME.NAMESPACE), or 'off'."
+        ),
+    ] = "8600",
+    dns_host: Annotated[str, typer.Option(help="Interface of the DNS server.")] = "127.0.0.1",
 ) -> None:
     """Serve the application until Ctrl-C or SIGTERM."""
     try:
@@ -133,6 +156,9 @@ def up(
             redis_url=redis_url,
             iam_credentials=parse_pairs(iam_credentials or [], "--iam-credentials")
             or DEFAULT_IAM_CREDENTIALS,
+            zone=zone,
+            dns_host=dns_host,
+            dns_port=_dns_port(dns_port),
         )
         throttle = _account_throttle(account_throttle)
         if throttle is not None:
@@ -184,13 +210,14 @@ def invoke(
 
 @app.command()
 def logs(
-    function: Annotated[str, typer.Argument(help="Function name.")],
+    function: Annotated[str, typer.Argument(help="Function or service name.")],
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
     ] = False,
     state_dir: StateDirOpt = Path(".fogbank"),
 ) -> None:
-    """Print a function's log (START/END/REPORT lines and everything it printed)."""
+    """Print a function's log (START/END/REPORT lines and everything it printed), or a
+    service's (every instance's output, each line tagged with its instance id)."""
     raise typer.Exit(_logs.run(state_dir / "logs", function, follow))
 
 
