@@ -123,11 +123,37 @@ class Operation:
     error_code: str | None = None
 
 
-class CloudMapError(Exception):
-    """An error in Cloud Map's shape: `{"__type": code, "Message": message}` with `status`."""
+# The HTTP status botocore's model gives each error (400 for the rest).
+_ERROR_STATUS = {
+    "CustomHealthNotFound": 404,
+    "DuplicateRequest": 409,
+    "InstanceNotFound": 404,
+    "NamespaceNotFound": 404,
+    "OperationNotFound": 404,
+    "RequestLimitExceeded": 429,
+    "ResourceInUse": 409,
+    "ResourceNotFoundException": 404,
+    "ServiceNotFound": 404,
+}
 
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
+
+class CloudMapError(Exception):
+    """An error in Cloud Map's shape: `{"__type": code, "Message": message}` with `status`.
+
+    `status` defaults to the one AWS gives `code`; `fields` are the error's other members
+    (`NamespaceAlreadyExists` carries `NamespaceId`, `ServiceAlreadyExists` `ServiceId`, …).
+    """
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        status: int | None = None,
+        *,
+        fields: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
-        self.status = status
+        self.status = status if status is not None else _ERROR_STATUS.get(code, 400)
+        self.fields: Mapping[str, str] = fields or {}

@@ -1,30 +1,58 @@
 """The registry: Cloud Map's model (namespaces, services, instances, operations) on one node.
 
-SKELETON — the signatures below are the contract other modules code against; the bodies are
-being written. Reads are synchronous and cheap (the DNS server and the gateway call them on every
-query); writes persist API-owned records to SQLite when the registry has a path.
+Reads are synchronous and cheap: the DNS server and the gateway call `resolve_name`, `healthy`
+and `discover` on every query, so each service keeps its instances as tuples (all, healthy,
+unhealthy) that are rebuilt only after a change. Writes persist API-owned records
+(`_registry_store`) before they take effect in memory.
+
+Threading: the registry is not locked. Every caller (the Cloud Map API, the DNS server, the
+gateway, the supervisor) runs on the node's one event loop thread; a caller on another thread
+must hop onto the loop first (`loop.call_soon_threadsafe`).
 """
 
 from __future__ import annotations
 
+import logging
+import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
+from fogbank.discovery._catalog import Catalog
 from fogbank.discovery._records import (
+    CloudMapError,
     HealthFilter,
     HealthStatus,
     Instance,
-    Namespace,
     Operation,
     Owner,
     Service,
 )
+from fogbank.discovery._registry_store import (
+    Change,
+    RegistryStore,
+    instance_change,
+    instance_key,
+)
+from fogbank.discovery._rules import (
+    check_attributes,
+    check_instance_id,
+    initial_health,
+    invalid,
+)
+from fogbank.discovery._services import Entry
 from fogbank.model import DiscoveryServiceSpec, Identity, NamespaceSpec
 
+log = logging.getLogger(__name__)
 
-class Registry:
-    """Namespaces, services and instances, with change notification."""
+
+class Registry(Catalog):
+    """Namespaces, services and instances, with change notification.
+
+    The namespace, service, tag and operation management that the Cloud Map API uses is
+    `Catalog`'s; this class adds instances, health, discovery and watchers.
+    """
 
     def __init__(
         self,
@@ -33,38 +61,52 @@ class Registry:
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        raise NotImplementedError
+        store = RegistryStore(path) if path is not None else None
+        super().__init__(identity, store, clock)
+        self._random = random.Random()
+        self._watchers: list[Callable[[str], None]] = []
+
+    def close(self) -> None:
+        """Close the state file (the registry is unusable afterwards)."""
+        if self._store is not None:
+            self._store.close()
 
     # -- the template's resources -------------------------------------------------------------
     def apply_template(
         self, namespaces: Iterable[NamespaceSpec], services: Iterable[DiscoveryServiceSpec]
     ) -> None:
-        """Create or update the template's namespaces and services (ids from `discovery_id`)."""
-        raise NotImplementedError
+        """Create or update the template's namespaces and services (ids from `discovery_id`);
+        remove the earlier template's resources that are gone from it, unless in use."""
+        changed = self._apply_template(list(namespaces), list(services))
+        for service_id in changed:
+            self._notify(service_id)
 
     # -- reads used by DNS, the gateway and the supervisor ---------------------------------------
     def resolve_name(self, host: str) -> Service | None:
         """The service a `service.namespace` host name names (case-insensitive), or None."""
-        raise NotImplementedError
+        return self._hosts().get(host.rstrip(".").lower())
 
     def find_service(self, namespace_name: str, service_name: str) -> Service | None:
-        raise NotImplementedError
-
-    def get_namespace(self, namespace_id: str) -> Namespace:
-        """Raises `CloudMapError("NamespaceNotFound", …)`."""
-        raise NotImplementedError
-
-    def get_service(self, service_id: str) -> Service:
-        """Raises `CloudMapError("ServiceNotFound", …)`."""
-        raise NotImplementedError
+        return self._hosts().get(f"{service_name}.{namespace_name}".rstrip(".").lower())
 
     def instances(self, service_id: str) -> Sequence[Instance]:
         """Every instance of a service, in registration order."""
-        raise NotImplementedError
+        return self._entry(service_id).all()
 
     def healthy(self, service_id: str) -> Sequence[Instance]:
         """Instances whose health is HEALTHY or UNKNOWN, in registration order (not shuffled)."""
-        raise NotImplementedError
+        return self._entry(service_id).healthy()
+
+    def get_instance(self, service_id: str, instance_id: str) -> Instance:
+        """Raises `ServiceNotFound` or `InstanceNotFound`."""
+        instance = self._entry(service_id).instances.get(instance_id)
+        if instance is None:
+            raise CloudMapError("InstanceNotFound", f"Instance {instance_id} not found.")
+        return instance
+
+    def revision(self, service_id: str) -> int:
+        """The service's `InstancesRevision`: rises with every registration change."""
+        return self._entry(service_id).revision
 
     def discover(
         self,
@@ -76,13 +118,62 @@ class Registry:
         health: HealthFilter = HealthFilter.ALL,
         max_results: int = 100,
     ) -> tuple[list[Instance], int]:
-        """`DiscoverInstances`: the matching instances, shuffled, and the service's revision."""
-        raise NotImplementedError
+        """`DiscoverInstances`: the matching instances, shuffled, and the service's revision.
+
+        `query` must all match; `optional` narrows the result only when some instance also
+        matches it. The health filter applies to the instances `query` kept, so
+        HEALTHY_OR_ELSE_ALL fails open when none of those is healthy.
+        """
+        if isinstance(max_results, bool) or not 1 <= max_results <= 1000:
+            raise invalid("MaxResults must be from 1 to 1000.")
+        entry = self._discovered(namespace_name, service_name)
+        if query:
+            pool: Sequence[Instance] = [i for i in entry.all() if _matches(i, query)]
+            pool = _by_health(pool, health)
+        elif health is HealthFilter.HEALTHY:
+            pool = entry.healthy()
+        elif health is HealthFilter.UNHEALTHY:
+            pool = entry.unhealthy()
+        elif health is HealthFilter.HEALTHY_OR_ELSE_ALL:
+            pool = entry.healthy() or entry.all()
+        else:
+            pool = entry.all()
+        if optional:
+            narrowed = [i for i in pool if _matches(i, optional)]
+            pool = narrowed or pool
+        return self._random.sample(pool, min(max_results, len(pool))), entry.revision
+
+    def discover_revision(self, namespace_name: str, service_name: str) -> int:
+        """`DiscoverInstancesRevision`."""
+        return self._discovered(namespace_name, service_name).revision
+
+    def _discovered(self, namespace_name: str, service_name: str) -> Entry:
+        service = self.find_service(namespace_name, service_name)
+        if service is None:
+            if namespace_name.rstrip(".").lower() not in self._namespace_names():
+                raise CloudMapError("NamespaceNotFound", f"Namespace {namespace_name} not found.")
+            raise CloudMapError("ServiceNotFound", f"Service {service_name} not found.")
+        return self._entry(service.id)
 
     def watch(self, callback: Callable[[str], None]) -> Callable[[], None]:
         """Call `callback(service_id)` after any change to a service's instances or their
-        health; returns the function that stops watching."""
-        raise NotImplementedError
+        health (and after a service's records change or it is removed: `get_service` then
+        raises); returns the function that stops watching. Callbacks run synchronously; one that
+        raises is logged and the others still run."""
+        self._watchers.append(callback)
+
+        def unwatch() -> None:
+            if callback in self._watchers:
+                self._watchers.remove(callback)
+
+        return unwatch
+
+    def _notify(self, service_id: str) -> None:
+        for callback in tuple(self._watchers):
+            try:
+                callback(service_id)
+            except Exception:  # a watcher's bug must not fail the registration that ran it
+                log.exception("discovery: a registry watcher failed on service %s", service_id)
 
     # -- writes ---------------------------------------------------------------------------------
     def register_instance(
@@ -94,17 +185,113 @@ class Registry:
         creator_request_id: str | None = None,
         owner: Owner = Owner.API,
     ) -> Operation:
-        """Upsert an instance; returns the (already finished) REGISTER_INSTANCE operation."""
-        raise NotImplementedError
+        """Upsert an instance; returns the (already finished) REGISTER_INSTANCE operation.
 
-    def deregister_instance(self, service_id: str, instance_id: str) -> Operation:
-        raise NotImplementedError
+        Re-registering keeps the instance's place and health and replaces its attributes.
+        The API cannot take over an instance the supervisor runs (`ResourceInUse`)."""
+        entry = self._entry(service_id)
+        check_instance_id(instance_id)
+        attrs = dict(attributes)
+        check_attributes(entry.service, attrs)
+        old = entry.instances.get(instance_id)
+        if old is not None and old.owner is Owner.SUPERVISOR and owner is Owner.API:
+            raise CloudMapError(
+                "ResourceInUse", f"Instance {instance_id} is run by fogbank's supervisor."
+            )
+        instance = Instance(
+            id=instance_id,
+            service_id=service_id,
+            attributes=attrs,
+            health=old.health if old else initial_health(entry.service, attrs),
+            owner=owner,
+            creator_request_id=creator_request_id or (old.creator_request_id if old else None),
+        )
+        moved = old is None or old.attributes != attrs or old.owner is not owner
+        targets = {"INSTANCE": instance_id, "SERVICE": service_id}
+        operation = self.operations.make("REGISTER_INSTANCE", targets)
+        changes: list[Change] = []
+        if owner is Owner.API:
+            changes += [instance_change(instance), *self.operations.changes(operation)]
+        elif old is not None and old.owner is Owner.API:
+            changes.append(("instance", instance_key(service_id, instance_id), None))
+        if moved:
+            changes.append(("revision", service_id, entry.revision + 1))
+        self._save(changes)
+        entry.put(instance)
+        if owner is Owner.API:
+            self.operations.add(operation)
+        if moved:
+            entry.revision += 1
+            self._notify(service_id)
+        return operation
+
+    def deregister_instance(
+        self, service_id: str, instance_id: str, *, owner: Owner | None = None
+    ) -> Operation:
+        """Remove an instance; returns the DEREGISTER_INSTANCE operation. With `owner=API`
+        (the Cloud Map API) an instance the supervisor runs is refused (`ResourceInUse`)."""
+        entry = self._entry(service_id)
+        instance = self.get_instance(service_id, instance_id)
+        if owner is Owner.API and instance.owner is Owner.SUPERVISOR:
+            raise CloudMapError(
+                "ResourceInUse", f"Instance {instance_id} is run by fogbank's supervisor."
+            )
+        targets = {"INSTANCE": instance_id, "SERVICE": service_id}
+        operation = self.operations.make("DEREGISTER_INSTANCE", targets)
+        changes: list[Change] = [("revision", service_id, entry.revision + 1)]
+        if instance.owner is Owner.API:
+            changes.append(("instance", instance_key(service_id, instance_id), None))
+            changes += self.operations.changes(operation)
+        self._save(changes)
+        entry.remove(instance_id)
+        entry.revision += 1
+        if instance.owner is Owner.API:
+            self.operations.add(operation)
+        self._notify(service_id)
+        return operation
 
     def ensure_service(self, namespace_name: str, service_name: str) -> Service:
         """The named service, created first when missing (a DNS_PRIVATE namespace with A and SRV
         records, TTL 10 s, MULTIVALUE) — how a supervised service's binding finds its registry."""
-        raise NotImplementedError
+        found = self.find_service(namespace_name, service_name)
+        if found is not None:
+            return found
+        return self._create_implicit(namespace_name, service_name)
 
     def set_health(self, service_id: str, instance_id: str, status: HealthStatus) -> None:
-        """Set an instance's health (the supervisor's checks, or custom health through the API)."""
-        raise NotImplementedError
+        """Set an instance's health (the supervisor's checks, or custom health through the API).
+        The revision does not move: health is not a registration change."""
+        entry = self._entry(service_id)
+        instance = self.get_instance(service_id, instance_id)
+        if instance.health is status:
+            return
+        updated = replace(instance, health=status)
+        if updated.owner is Owner.API:
+            self._save([instance_change(updated)])
+        entry.put(updated)
+        self._notify(service_id)
+
+    def set_custom_health(self, service_id: str, instance_id: str, status: HealthStatus) -> None:
+        """`UpdateInstanceCustomHealthStatus`: only for services with `HealthCheckCustomConfig`."""
+        service = self.get_service(service_id)
+        if service.custom_health_failure_threshold is None:
+            raise CloudMapError(
+                "CustomHealthNotFound", f"Service {service_id} has no HealthCheckCustomConfig."
+            )
+        self.set_health(service_id, instance_id, status)
+
+
+def _matches(instance: Instance, wanted: Mapping[str, str]) -> bool:
+    attributes = instance.attributes
+    return all(attributes.get(key) == value for key, value in wanted.items())
+
+
+def _by_health(pool: Sequence[Instance], health: HealthFilter) -> Sequence[Instance]:
+    if health is HealthFilter.ALL:
+        return pool
+    if health is HealthFilter.UNHEALTHY:
+        return [i for i in pool if i.health is HealthStatus.UNHEALTHY]
+    healthy = [i for i in pool if i.health is not HealthStatus.UNHEALTHY]
+    if health is HealthFilter.HEALTHY_OR_ELSE_ALL and not healthy:
+        return pool
+    return healthy

@@ -1,0 +1,27 @@
+"""Service discovery: the Cloud Map registry and what serves it (the Cloud Map API, DNS)."""
+
+from fogbank.discovery._records import (
+    CloudMapError,
+    HealthFilter,
+    HealthStatus,
+    Instance,
+    Namespace,
+    Operation,
+    OperationStatus,
+    Owner,
+    Service,
+)
+from fogbank.discovery._registry import Registry
+
+__all__ = [
+    "CloudMapError",
+    "HealthFilter",
+    "HealthStatus",
+    "Instance",
+    "Namespace",
+    "Operation",
+    "OperationStatus",
+    "Owner",
+    "Registry",
+    "Service",
+]

@@ -1,0 +1,284 @@
+"""Service records, built and checked in one place (the API's, the template's and the
+supervisor's services), and the plan that applies a template to the registry."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from fogbank._errors import TemplateError
+from fogbank.discovery._records import CloudMapError, HealthStatus, Instance, Namespace, Service
+from fogbank.discovery._rules import (
+    check_description,
+    check_dns_config,
+    check_failure_threshold,
+    check_health_check,
+    check_namespace_name,
+    check_service_name,
+    invalid,
+)
+from fogbank.model import (
+    DiscoveryServiceSpec,
+    DnsRecord,
+    HealthCheckConfig,
+    NamespaceSpec,
+    NamespaceType,
+    discovery_id,
+)
+
+if TYPE_CHECKING:
+    from fogbank.discovery._catalog import Catalog
+
+_SERVICE_TYPES = ("HTTP", "DNS_HTTP", "DNS")
+IMPLICIT_TTL = 10
+"""The A and SRV TTL of a service `ensure_service` creates."""
+_IMPLICIT = "Created by fogbank for a service's registry binding"
+
+
+class Entry:
+    """A service, its instances in registration order, its revision, and the instance tuples
+    the read paths return (rebuilt after a change, never copied per read)."""
+
+    __slots__ = ("_all", "_healthy", "_unhealthy", "instances", "revision", "service")
+
+    def __init__(self, service: Service, revision: int = 0) -> None:
+        self.service = service
+        self.instances: dict[str, Instance] = {}
+        self.revision = revision
+        self._reset()
+
+    def _reset(self) -> None:
+        self._all: tuple[Instance, ...] | None = None
+        self._healthy: tuple[Instance, ...] | None = None
+        self._unhealthy: tuple[Instance, ...] | None = None
+
+    def all(self) -> tuple[Instance, ...]:
+        if self._all is None:
+            self._all = tuple(self.instances.values())
+        return self._all
+
+    def healthy(self) -> tuple[Instance, ...]:
+        """HEALTHY and UNKNOWN instances: no health check counts as healthy."""
+        if self._healthy is None:
+            self._healthy = tuple(i for i in self.all() if i.health is not HealthStatus.UNHEALTHY)
+        return self._healthy
+
+    def unhealthy(self) -> tuple[Instance, ...]:
+        if self._unhealthy is None:
+            self._unhealthy = tuple(i for i in self.all() if i.health is HealthStatus.UNHEALTHY)
+        return self._unhealthy
+
+    def put(self, instance: Instance) -> None:
+        self.instances[instance.id] = instance
+        self._reset()
+
+    def remove(self, instance_id: str) -> None:
+        del self.instances[instance_id]
+        self._reset()
+
+
+def build_service(
+    service_id: str,
+    arn: str,
+    name: str,
+    namespace: Namespace,
+    *,
+    dns_records: tuple[DnsRecord, ...],
+    routing_policy: str,
+    health_check: HealthCheckConfig | None,
+    custom_health_failure_threshold: int | None,
+    description: str,
+    type: str | None,
+    created: float,
+    creator_request_id: str | None = None,
+    from_template: bool = False,
+) -> Service:
+    """A checked service record; `type` None derives Cloud Map's: DNS_HTTP with DNS records,
+    HTTP without."""
+    check_service_name(name)
+    check_description(description)
+    check_dns_config(dns_records, routing_policy, health_check, namespace.type)
+    if health_check is not None:
+        check_health_check(health_check)
+    if custom_health_failure_threshold is not None:
+        if health_check is not None:
+            raise invalid("HealthCheckConfig and HealthCheckCustomConfig exclude each other.")
+        check_failure_threshold(custom_health_failure_threshold)
+    if type is None:
+        type = "DNS_HTTP" if dns_records else "HTTP"
+    elif type not in _SERVICE_TYPES:
+        raise invalid(f"Type must be HTTP, not {type!r}.")
+    elif (type == "HTTP") == bool(dns_records):
+        raise invalid(
+            f"A service of Type {type} {'cannot' if dns_records else 'must'} have DNS records."
+        )
+    return Service(
+        id=service_id,
+        arn=arn,
+        name=name,
+        namespace_id=namespace.id,
+        dns_records=dns_records,
+        routing_policy=routing_policy,
+        health_check=health_check,
+        custom_health_failure_threshold=custom_health_failure_threshold,
+        description=description,
+        type=type,
+        created=created,
+        creator_request_id=creator_request_id,
+        from_template=from_template,
+    )
+
+
+@dataclass
+class TemplatePlan:
+    """What applying a template does: records to put, and earlier template resources to drop."""
+
+    namespaces: list[Namespace] = field(default_factory=list)
+    services: list[Service] = field(default_factory=list)
+    gone_services: list[Entry] = field(default_factory=list)
+    gone_namespaces: list[Namespace] = field(default_factory=list)
+
+
+def template_changes(
+    catalog: Catalog,
+    namespaces: Sequence[NamespaceSpec],
+    services: Sequence[DiscoveryServiceSpec],
+    implicit: set[str],
+    now: float,
+) -> TemplatePlan:
+    """Check the whole template first (nothing changes when a resource is invalid; the error
+    names it), then plan the changes. A resource of an earlier template that the new one drops
+    is removed unless it is in use (a namespace with services, a service with instances)."""
+    plan = TemplatePlan()
+    planned: dict[str, Namespace] = {}
+    wanted_services = {spec.service_id for spec in services}
+    wanted_namespaces = {spec.namespace_id for spec in namespaces}
+    # A template resource about to be replaced does not hold its name against the new one.
+    replaced = {
+        *{
+            ns.id
+            for ns in catalog.namespaces()
+            if ns.from_template and ns.id not in implicit and ns.id not in wanted_namespaces
+        },
+        *{
+            s.id
+            for s in catalog.services()
+            if s.from_template and s.id not in implicit and s.id not in wanted_services
+        },
+    }
+    names = {ns.name.rstrip(".").lower(): ns.id for ns in catalog.namespaces()}
+    for ns_spec in namespaces:
+        try:
+            check_namespace_name(ns_spec.name, ns_spec.type)
+            check_description(ns_spec.description)
+        except CloudMapError as exc:
+            raise TemplateError(exc.message, resource=ns_spec.logical_id) from None
+        holder = names.get(ns_spec.name.rstrip(".").lower())
+        if holder not in (None, ns_spec.namespace_id) and holder not in replaced:
+            raise TemplateError(
+                f"namespace name {ns_spec.name} is taken by namespace {holder}",
+                resource=ns_spec.logical_id,
+            )
+        old = catalog._namespaces.get(ns_spec.namespace_id)
+        planned[ns_spec.namespace_id] = Namespace(
+            id=ns_spec.namespace_id,
+            arn=catalog.namespace_arn(ns_spec.namespace_id),
+            name=ns_spec.name,
+            type=ns_spec.type,
+            description=ns_spec.description,
+            created=old.created if old else now,
+            updated=now,
+            creator_request_id=old.creator_request_id if old else None,
+            from_template=True,
+        )
+    plan.namespaces = list(planned.values())
+    hosts = catalog._hosts()
+    for spec in services:
+        namespace_id = discovery_id("ns", spec.namespace_logical_id)
+        namespace = planned.get(namespace_id) or catalog._namespaces.get(namespace_id)
+        if namespace is None:
+            raise TemplateError(
+                f"namespace {spec.namespace_logical_id} is not in the template",
+                resource=spec.logical_id,
+            )
+        taken = hosts.get(f"{spec.name}.{namespace.name}".rstrip(".").lower())
+        if taken is not None and taken.id != spec.service_id and taken.id not in replaced:
+            raise TemplateError(
+                f"service name {spec.name} is taken in {namespace.name} by service {taken.id}",
+                resource=spec.logical_id,
+            )
+        old_entry = catalog._entries.get(spec.service_id)
+        try:
+            service = build_service(
+                spec.service_id,
+                catalog.service_arn(spec.service_id),
+                spec.name,
+                namespace,
+                dns_records=spec.dns_records,
+                routing_policy=spec.routing_policy,
+                health_check=spec.health_check,
+                custom_health_failure_threshold=spec.custom_health_failure_threshold,
+                description=spec.description,
+                type=spec.type,
+                created=old_entry.service.created if old_entry else now,
+                from_template=True,
+            )
+        except CloudMapError as exc:
+            raise TemplateError(exc.message, resource=spec.logical_id) from None
+        plan.services.append(service)
+    kept: set[str] = set()
+    for entry in catalog._entries.values():
+        if entry.service.id in replaced:
+            if entry.instances:
+                kept.add(entry.service.namespace_id)
+            else:
+                plan.gone_services.append(entry)
+        else:
+            kept.add(entry.service.namespace_id)
+    kept.update(service.namespace_id for service in plan.services)
+    plan.gone_namespaces = [
+        ns for ns in catalog.namespaces() if ns.id in replaced and ns.id not in kept
+    ]
+    return plan
+
+
+def implicit_records(
+    catalog: Catalog, namespace: Namespace | None, namespace_name: str, service_name: str
+) -> tuple[Namespace, Service]:
+    """`ensure_service`'s records: a service with A and SRV records (TTL 10 s) and custom
+    health, in `namespace`, or in a new DNS_PRIVATE namespace when that is None.
+
+    The ids derive from the names, so a binding finds the same ids after a restart (and the API
+    instances stored in such a service come back to it)."""
+    now = catalog._clock()
+    if namespace is None:
+        check_namespace_name(namespace_name, NamespaceType.DNS_PRIVATE)
+        namespace_id = discovery_id("ns", f"fogbank:{namespace_name.lower()}")
+        namespace = Namespace(
+            id=namespace_id,
+            arn=catalog.namespace_arn(namespace_id),
+            name=namespace_name,
+            type=NamespaceType.DNS_PRIVATE,
+            description=_IMPLICIT,
+            created=now,
+            updated=now,
+            from_template=True,
+        )
+    service_id = discovery_id("srv", f"fogbank:{namespace.name.lower()}/{service_name.lower()}")
+    dns = namespace.type is not NamespaceType.HTTP
+    service = build_service(
+        service_id,
+        catalog.service_arn(service_id),
+        service_name,
+        namespace,
+        dns_records=(DnsRecord("A", IMPLICIT_TTL), DnsRecord("SRV", IMPLICIT_TTL)) if dns else (),
+        routing_policy="MULTIVALUE",
+        health_check=None,
+        custom_health_failure_threshold=1,
+        description=_IMPLICIT,
+        type=None,
+        created=now,
+        from_template=True,
+    )
+    return namespace, service
