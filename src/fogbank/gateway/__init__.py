@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from fogbank.config import DEFAULT_IAM_CREDENTIALS, NodeConfig
 from fogbank.functions._types import Invoker
 from fogbank.gateway._asgi import DataPlane
 from fogbank.gateway._auth import Authenticate
+from fogbank.gateway._balance import Balancer
 from fogbank.gateway._cache import StageCache
 from fogbank.gateway._canary import CanarySplit
 from fogbank.gateway._cors import CorsPreflight, add_cors_headers
@@ -30,6 +32,9 @@ from fogbank.gateway._validate import ValidateRequest
 from fogbank.model import App, Identity, Throttle
 from fogbank.store import Clock, Stores, open_stores
 
+if TYPE_CHECKING:
+    from fogbank.discovery._registry import Registry
+
 
 class Gateway:
     """The assembled pipeline and its ASGI front, owned by a node."""
@@ -45,10 +50,16 @@ class Gateway:
         account_throttle: Throttle = ACCOUNT_THROTTLE,
         iam_credentials: Mapping[str, str] = DEFAULT_IAM_CREDENTIALS,
         admin_token: str | None = None,
+        registry: Registry | None = None,
+        zone: str | None = None,
     ) -> None:
         """`stores` hold rate limits and quotas (memory ones when None); `clock` is what
-        quota windows and usage days are read from (tests pass one they control)."""
-        self.http_proxy = HttpProxy()
+        quota windows, usage days and instance ejections are read from (tests pass one they
+        control). `registry` lets HTTP integrations reach discovered services, preferring
+        instances in `zone`."""
+        balancer = Balancer(registry, zone=zone, clock=clock) if registry is not None else None
+        self.http_proxy = HttpProxy(balancer)
+        """HTTP integrations; its `balancer` (None without a registry) picks instances."""
         self.stores = stores if stores is not None else open_stores(NodeConfig(), clock)
         self.canary = CanarySplit()
         """Its `rng` decides canary requests; tests replace it with a seeded one."""

@@ -1,18 +1,26 @@
-"""HTTP_PROXY integrations: forward the request to an HTTP endpoint, return its answer as is."""
+"""HTTP_PROXY integrations: forward the request to an HTTP endpoint, return its answer as is.
+
+An integration may target a discovered service instead of a fixed host: an HTTP API private
+integration (`cloud_map_service`), or a URI whose host is a registered `service.namespace`. Then
+the `Balancer` picks a healthy instance, and a connection failure of an idempotent request is
+retried once on another instance.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote, urlencode
 
 import httpx
 
+from fogbank.gateway._balance import Balancer
 from fogbank.gateway._errors import GatewayError, integration_timeout
 from fogbank.gateway._pipeline import Exchange
 from fogbank.gateway._stagevars import substitute_stage_variables
 from fogbank.gateway._types import HttpResponse, RouteMatch
-from fogbank.model import ANY, ApiKind, IntegrationType
+from fogbank.model import ANY, DEFAULT_STAGE, ApiKind, IntegrationType
 
 # Hop-by-hop headers never cross a proxy (RFC 9110 7.6.1), nor does Host.
 _HOP = {
@@ -39,13 +47,43 @@ _SOURCES = (
     ("$stageVariables.", "stage"),
     ("stageVariables.", "stage"),
 )
+# An HTTP API `overwrite:path` value: literal text with `$request.path`, `${request.path.id}`,
+# `$stageVariables.x`, `$request.header.x`, `$request.querystring.x`, `$context.x` in it.
+_PATH_VALUE = re.compile(
+    r"\$\{([^}]*)\}|\$((?:request\.(?:path|header|querystring)|stageVariables|context)"
+    r"(?:\.[A-Za-z0-9_-]+)?)"
+)
+_OVERWRITE_PATH = "overwrite:path"
+# RFC 9110 9.2.2: a retry of these has the effect of one request.
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+# Failures before a response arrived: the instance is not there (or died), so another may answer.
+_CONNECTION_FAILURES = (
+    httpx.ConnectError,
+    httpx.ReadError,
+    httpx.WriteError,
+    httpx.RemoteProtocolError,
+)
+
+
+@dataclass(slots=True)
+class _Outgoing:
+    """What is sent, whichever instance (or retry) it goes to."""
+
+    method: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    timeout: httpx.Timeout
 
 
 class HttpProxy:
     """Forwards with one shared HTTP client (connection pooling), streaming the answer back."""
 
-    def __init__(self) -> None:
+    def __init__(self, balancer: Balancer | None = None) -> None:
+        """`balancer` picks instances of discovered services (None: no registry, so no
+        integration targets one)."""
+        self.balancer = balancer
         self._client: httpx.AsyncClient | None = None
+        self._timeouts: dict[int, httpx.Timeout] = {}
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -55,6 +93,8 @@ class HttpProxy:
         return self._client
 
     async def close(self) -> None:
+        if self.balancer is not None:
+            self.balancer.close()
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -64,28 +104,92 @@ class HttpProxy:
         if not isinstance(match, RouteMatch):
             return None
         integration = match.route.integration
-        if integration.type is not IntegrationType.HTTP_PROXY or integration.uri is None:
+        service_id = integration.cloud_map_service
+        if integration.type is not IntegrationType.HTTP_PROXY or (
+            integration.uri is None and service_id is None
+        ):
             return None
         request = exchange.request
+        kind = match.api.kind
         method = request.method if integration.http_method == ANY else integration.http_method
-        forwarded = [(k, v) for k, v in request.headers if k not in _HOP]
-        query = parse_qsl(request.query_string.decode("latin-1"), keep_blank_values=True)
-        headers, query = _mapped(integration.request_parameters, match, forwarded, query)
-        url = _target_url(integration.uri, match, urlencode(query))
-        timeout = httpx.Timeout(integration.timeout_ms / 1000.0)
+        headers = [(k, v) for k, v in request.headers if k not in _HOP]
+        parameters = integration.request_parameters
+        path = None
+        if parameters:
+            path = _overwritten_path(parameters, match, headers, exchange)
+            pairs = parse_qsl(request.query_string.decode("latin-1"), keep_blank_values=True)
+            headers, pairs = _mapped(parameters, match, headers, pairs)
+            query = urlencode(pairs)
+        else:
+            query = request.query_string.decode("latin-1")
+        outgoing = _Outgoing(method, headers, request.body, self._timeout(integration.timeout_ms))
+        balancer = self.balancer
         try:
-            upstream = await self.client.send(
-                self.client.build_request(
-                    method, url, headers=headers, content=request.body, timeout=timeout
-                ),
-                stream=True,
-            )
+            if service_id is not None:
+                # AWS sends a private integration the client's path, stage included.
+                rest = _private_path(match) if path is None else path
+                if query:
+                    rest = f"{rest}?{query}"
+                upstream = await self._balanced(outgoing, service_id, "http://", rest, kind)
+            else:
+                assert integration.uri is not None
+                url = _target_url(integration.uri, match, query, path)
+                found = _discovered(balancer, url) if balancer is not None else None
+                if found is None:
+                    upstream = await self._send(outgoing, url)
+                else:
+                    upstream = await self._balanced(outgoing, *found, kind)
         except httpx.TimeoutException:
-            raise integration_timeout(match.api.kind) from None
+            raise integration_timeout(kind) from None
         except httpx.HTTPError as exc:
-            raise _unreachable(match.api.kind) from exc
+            raise _unreachable(kind) from exc
         out = [(k.lower(), v) for k, v in upstream.headers.multi_items() if k.lower() not in _HOP]
         return HttpResponse(status=upstream.status_code, headers=out, stream=_body(upstream))
+
+    def _timeout(self, timeout_ms: int) -> httpx.Timeout:
+        timeout = self._timeouts.get(timeout_ms)
+        if timeout is None:
+            timeout = self._timeouts[timeout_ms] = httpx.Timeout(timeout_ms / 1000.0)
+        return timeout
+
+    async def _send(self, outgoing: _Outgoing, url: str) -> httpx.Response:
+        client = self.client
+        request = client.build_request(
+            outgoing.method,
+            url,
+            headers=outgoing.headers,
+            content=outgoing.body,
+            timeout=outgoing.timeout,
+        )
+        return await client.send(request, stream=True)
+
+    async def _balanced(
+        self, outgoing: _Outgoing, service_id: str, scheme: str, rest: str, kind: ApiKind
+    ) -> httpx.Response:
+        """Send to an instance of the service (`scheme` + its `ip:port` + `rest`); after a
+        connection failure, an idempotent request goes once more, to another instance."""
+        balancer = self.balancer
+        if balancer is None:
+            raise _unreachable(kind)  # no registry: nothing is discovered
+        retries = 1 if outgoing.method in _IDEMPOTENT else 0
+        target = balancer.choose(service_id)
+        while True:
+            if target is None:
+                raise _unreachable(kind)
+            try:
+                upstream = await self._send(outgoing, scheme + target.authority + rest)
+            except _CONNECTION_FAILURES:
+                balancer.failed(target)
+                if not retries:
+                    raise
+                retries -= 1
+                target = balancer.choose(service_id, avoid=target)
+                continue
+            except httpx.ConnectTimeout:
+                balancer.failed(target)  # counts towards ejection, but a timeout is not retried
+                raise
+            balancer.succeeded(target)
+            return upstream
 
 
 async def _body(upstream: httpx.Response) -> AsyncIterator[bytes]:
@@ -96,7 +200,9 @@ async def _body(upstream: httpx.Response) -> AsyncIterator[bytes]:
         await upstream.aclose()
 
 
-def _target_url(uri: str, match: RouteMatch, query: str) -> str:
+def _target_url(uri: str, match: RouteMatch, query: str, path: str | None = None) -> str:
+    """The URL sent: the URI with stage variables and path parameters filled in, its path
+    replaced by `path` when an `overwrite:path` mapping gives one, and the query."""
     url = substitute_stage_variables(uri, match.stage.variables)
     # REST: `integration.request.path.x` <- `method.request.path.y` renames a path parameter.
     values = dict(match.path_params)
@@ -111,9 +217,88 @@ def _target_url(uri: str, match: RouteMatch, query: str) -> str:
         return quote(values.get(m.group(1), ""), safe="/")
 
     url = _PATH_PARAM.sub(param, url)
+    if path is not None:
+        authority = _authority(url)
+        if authority is not None:
+            url = url[: authority[1]] + path
     if query:
         url += ("&" if "?" in url else "?") + query
     return url
+
+
+def _authority(url: str) -> tuple[int, int] | None:
+    """Where the host (and port) of an absolute URL start and end."""
+    start = url.find("://")
+    if start < 0:
+        return None
+    start += 3
+    end = len(url)
+    for mark in "/?#":
+        found = url.find(mark, start, end)
+        if found >= 0:
+            end = found
+    return start, end
+
+
+def _discovered(balancer: Balancer, url: str) -> tuple[str, str, str] | None:
+    """`(service id, scheme://, rest of the URL)` when the URL's host names a discovered
+    service, else None (the URL goes out as it is)."""
+    authority = _authority(url)
+    if authority is None:
+        return None
+    start, end = authority
+    host = url[start:end].rpartition("@")[2]
+    if host.startswith("["):
+        return None  # an IPv6 literal names no service
+    service_id = balancer.service_for_host(host.partition(":")[0])
+    if service_id is None:
+        return None
+    return service_id, url[:start], url[end:]
+
+
+def _private_path(match: RouteMatch) -> str:
+    """The path a private integration receives: the client's, with a named stage's prefix."""
+    stage = match.stage.name
+    if match.api.kind is ApiKind.HTTP and stage != DEFAULT_STAGE:
+        return f"/{stage}{match.path}"
+    return match.path
+
+
+def _overwritten_path(
+    parameters: Mapping[str, str],
+    match: RouteMatch,
+    headers: list[tuple[str, str]],
+    exchange: Exchange,
+) -> str | None:
+    """An HTTP API `overwrite:path` mapping's value, its references filled in, or None."""
+    template = parameters.get(_OVERWRITE_PATH)
+    if template is None:
+        return None
+
+    def value(m: re.Match[str]) -> str:
+        expression = m.group(1) or m.group(2)
+        if expression == "request.path":
+            return match.path  # without the stage, still percent-encoded
+        if expression.startswith("context."):
+            name = expression[len("context.") :]
+            known = {
+                "stage": match.stage.name,
+                "apiId": match.api.api_id,
+                "requestId": exchange.request_id,
+            }
+            found: str | None = known.get(name)
+        elif expression.startswith("request.querystring."):
+            # Repeated names are joined with commas, as in HTTP API events.
+            wanted = expression[len("request.querystring.") :]
+            query = exchange.request.query_string.decode("latin-1")
+            pairs = parse_qsl(query, keep_blank_values=True)
+            found = ",".join(v for k, v in pairs if k == wanted) or None
+        else:
+            found = _source_value("$" + expression, match, headers)
+        return quote(found, safe="/") if found else ""
+
+    path = _PATH_VALUE.sub(value, template)
+    return path if path.startswith("/") else "/" + path
 
 
 def _source_value(source: str, match: RouteMatch, headers: list[tuple[str, str]]) -> str | None:
