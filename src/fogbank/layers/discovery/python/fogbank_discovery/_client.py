@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from ._types import (
@@ -374,7 +375,8 @@ def _endpoint(doc: Any) -> Endpoint | None:
     port = attributes.get(PORT, "")
     if not host or not port.isdigit():
         return None
-    return Endpoint(host, int(port), str(doc.get("InstanceId", "")), attributes)
+    # Read-only: the endpoint sits in a cache shared by every caller.
+    return Endpoint(host, int(port), str(doc.get("InstanceId", "")), MappingProxyType(attributes))
 
 
 def _no_instance(service: str, namespace: str, returned: int) -> NoHealthyInstance:
