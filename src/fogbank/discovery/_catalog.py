@@ -21,7 +21,6 @@ from fogbank.discovery._records import (
 from fogbank.discovery._registry_store import (
     Change,
     RegistryStore,
-    StoredState,
     namespace_change,
     service_change,
 )
@@ -32,13 +31,11 @@ from fogbank.discovery._rules import (
     check_ttl,
     invalid,
 )
-from fogbank.discovery._services import Entry, build_service, implicit_records, template_changes
+from fogbank.discovery._services import Entry, build_service
 from fogbank.model import (
-    DiscoveryServiceSpec,
     DnsRecord,
     HealthCheckConfig,
     Identity,
-    NamespaceSpec,
     NamespaceType,
 )
 
@@ -69,26 +66,6 @@ class Catalog:
         self.service_attributes = LabelBook(
             "service_attributes", 30, "ServiceAttributesLimitExceededException", 255, 1024
         )
-        if store is not None:
-            self._load(store.load())
-
-    def _load(self, state: StoredState) -> None:
-        for namespace, soa_ttl in state.namespaces:
-            self._namespaces[namespace.id] = namespace
-            if soa_ttl is not None:
-                self._soa_ttl[namespace.id] = soa_ttl
-        self._stored_revisions = dict(state.revisions)
-        for service in state.services:
-            self._add_entry(service)
-        for instance in state.instances:
-            entry = self._entries.get(instance.service_id)
-            if entry is not None:
-                entry.put(instance)
-            else:
-                self._parked.setdefault(instance.service_id, []).append(instance)
-        self.operations.load(state.operations)
-        self.tags.load(state.tags)
-        self.service_attributes.load(state.service_attributes)
 
     def _notify(self, service_id: str) -> None:
         """Tell watchers a service changed (the registry keeps the watchers)."""
@@ -409,77 +386,3 @@ class Catalog:
         self.service_attributes.put(service.id, {})
         self._index = None
         self._notify(service.id)
-
-    # -- tags and service attributes ------------------------------------------------------------
-    def resource_for_arn(self, arn: str) -> Namespace | Service:
-        """The namespace or service an ARN names (`ResourceNotFoundException` otherwise)."""
-        kind, _, resource_id = arn.rpartition(":")[2].partition("/")
-        if kind == "namespace" and resource_id in self._namespaces:
-            namespace = self._namespaces[resource_id]
-            if namespace.arn == arn:
-                return namespace
-        elif kind == "service" and resource_id in self._entries:
-            service = self._entries[resource_id].service
-            if service.arn == arn:
-                return service
-        raise CloudMapError("ResourceNotFoundException", f"Resource {arn} not found.")
-
-    def tag_resource(self, arn: str, tags: Mapping[str, str]) -> None:
-        self.resource_for_arn(arn)
-        labels = self.tags.merged(arn, tags)
-        self._save([self.tags.change(arn, labels)])
-        self.tags.put(arn, labels)
-
-    def untag_resource(self, arn: str, keys: Sequence[str]) -> None:
-        self.resource_for_arn(arn)
-        labels = self.tags.without(arn, keys)
-        self._save([self.tags.change(arn, labels)])
-        self.tags.put(arn, labels)
-
-    def update_service_attributes(self, service_id: str, attributes: Mapping[str, str]) -> None:
-        self._entry(service_id)
-        labels = self.service_attributes.merged(service_id, attributes)
-        self._save([self.service_attributes.change(service_id, labels)])
-        self.service_attributes.put(service_id, labels)
-
-    def delete_service_attributes(self, service_id: str, keys: Sequence[str]) -> None:
-        self._entry(service_id)
-        labels = self.service_attributes.without(service_id, keys)
-        self._save([self.service_attributes.change(service_id, labels)])
-        self.service_attributes.put(service_id, labels)
-
-    # -- the template's resources and `ensure_service`'s ------------------------------------------
-    def _apply_template(
-        self, namespaces: Sequence[NamespaceSpec], services: Sequence[DiscoveryServiceSpec]
-    ) -> list[str]:
-        """Apply a template; returns the ids of services whose records changed or went."""
-        plan = template_changes(self, namespaces, services, self._implicit, self._clock())
-        for namespace in plan.namespaces:
-            dns = namespace.type is not NamespaceType.HTTP
-            soa = self._soa_ttl.get(namespace.id, DEFAULT_SOA_TTL) if dns else None
-            self._put_namespace(namespace, soa)
-        changed: list[str] = []
-        for service in plan.services:
-            entry = self._entries.get(service.id)
-            if entry is None:
-                self._add_entry(service)
-            elif entry.service != service:
-                entry.service = service
-                changed.append(service.id)
-        for entry in plan.gone_services:
-            self._drop_service(entry)
-        for namespace in plan.gone_namespaces:
-            self._drop_namespace(namespace)
-        self._index = None
-        return changed
-
-    def _create_implicit(self, namespace_name: str, service_name: str) -> Service:
-        namespace_id = self._namespace_names().get(namespace_name.rstrip(".").lower())
-        existing = self._namespaces.get(namespace_id) if namespace_id else None
-        namespace, service = implicit_records(self, existing, namespace_name, service_name)
-        if existing is None:
-            self._put_namespace(namespace, DEFAULT_SOA_TTL)
-            self._implicit.add(namespace.id)
-        self._add_entry(service)
-        self._implicit.add(service.id)
-        return service
