@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from fogbank._errors import TemplateError
 from fogbank.model._app import Identity
+from fogbank.model._service_arns import ServiceResource
 
 STACK_NAME = "fogbank"
 
@@ -270,6 +271,8 @@ class _Resolver:
         if kind == "AWS::Lambda::Version":
             function = self._owner(name, "FunctionName")
             return ident.function_arn(function, str(self._ordinal(name, "FunctionName", function)))
+        if (found := self._service_resource(name).physical_id()) is not None:
+            return found
         return self._placeholder_arn(name, kind) if kind == "AWS::SNS::Topic" else name
 
     def _owner(self, name: str, prop: str) -> str:
@@ -291,9 +294,20 @@ class _Resolver:
 
     def _placeholder_arn(self, name: str, kind: str) -> str:
         match = _SERVICE_OF_TYPE.match(kind)
-        service = match.group(1).lower() if match else "cloudformation"
+        return self._arn(match.group(1).lower() if match else "cloudformation", name)
+
+    def _arn(self, service: str, resource: str) -> str:
         ident, partition = self._identity, self._values["AWS::Partition"]
-        return f"arn:{partition}:{service}:{ident.region}:{ident.account_id}:{name}"
+        return f"arn:{partition}:{service}:{ident.region}:{ident.account_id}:{resource}"
+
+    def _service_resource(self, name: str) -> ServiceResource:
+        def prop(key: str) -> str | None:
+            value = self._property(name, key, None)
+            return None if value is None else self._text(value, _At(name, key))
+
+        return ServiceResource(
+            self._type(name), name, prop, self._arn, lambda: self.physical_id(name, _At(name))
+        )
 
     def _get_att(self, arg: Any, at: _At) -> Any:
         parts = arg.split(".", 1) if isinstance(arg, str) else self._list(arg, at)
@@ -311,6 +325,8 @@ class _Resolver:
             return self.physical_id(name, at)
         if kind == "AWS::Lambda::Version" and attribute == "Version":
             return self.physical_id(name, at).rsplit(":", 1)[1]
+        if (found := self._service_resource(name).attribute(attribute)) is not None:
+            return found
         # Unknown: an ARN-shaped placeholder for ARNs (destinations guess their kind from the
         # service), otherwise the GetAtt itself, so the value is recognisable where it lands.
         if attribute.endswith("Arn"):

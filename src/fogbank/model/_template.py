@@ -2,11 +2,12 @@
 
 The pipeline: parse (`_yaml`) -> check parameters -> inline includes and run the SAM transform
 (`_sam`) -> read local OpenAPI files into API bodies (`_openapi`) -> resolve intrinsics
-(`_intrinsics`) -> build `Function`s from the `AWS::Lambda::*` resources, here, then APIs and
-Function URLs (`_apis`). Inline code (`InlineCode`, `Code.ZipFile`) is written to
-`<template dir>/.fogbank/inline/<LogicalId>/index.py`, as CloudFormation names it `index`, so its
-handler is `index.<function>`; the file is rewritten only when its content changes, so a file
-watcher on the template's directory does not see a change on every load.
+(`_intrinsics`) -> build `Function`s from the `AWS::Lambda::*` resources, here, then services and
+Cloud Map resources (`_services`), APIs and Function URLs (`_apis`). Inline code (`InlineCode`,
+`Code.ZipFile`) is written to `<template dir>/.fogbank/inline/<LogicalId>/index.py`, as
+CloudFormation names it `index`, so its handler is `index.<function>`; the file is rewritten only
+when its content changes, so a file watcher on the template's directory does not see a change on
+every load.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from fogbank._errors import TemplateError
 from fogbank.model._apis import build_apis
 from fogbank.model._app import App, Identity
+from fogbank.model._builtin_layers import builtin_layers
 from fogbank.model._function import (
     LATEST,
     MAX_LAYERS,
@@ -44,6 +46,7 @@ from fogbank.model._intrinsics import (
 from fogbank.model._openapi import inline_definitions
 from fogbank.model._props import Props
 from fogbank.model._sam import LOCAL_BUCKET, Expanded, expand
+from fogbank.model._services import SERVICE_PREFIXES, build_services
 from fogbank.model._traffic import DeploymentPreference, read_preference
 from fogbank.model._usage_plans import build_usage_plans
 from fogbank.model._yaml import load_document
@@ -62,6 +65,7 @@ _QUIET_PREFIXES = (
     "AWS::ApiGatewayV2::",
     "AWS::Lambda::Permission",
     "AWS::CodeDeploy::",  # read through the alias UpdatePolicy that names them (`_traffic`)
+    *SERVICE_PREFIXES,  # left to `_services`, which warns about what it does not serve
 )
 _DESTINATION_KINDS = {"lambda": "Lambda", "sqs": "SQS", "sns": "SNS", "events": "EventBridge"}
 
@@ -91,12 +95,16 @@ def load_template(
     definitions = inline_definitions(expanded, base_dir=base_dir, file=file)
     resolved = resolve_template(expanded.template, parameters, ident, file=file)
     builder = _Builder(file, base_dir, expanded, resolved)
+    builder.layers.update(builtin_layers(ident))  # a template's own layer of the same ARN wins
     builder.warnings.extend(
         [*warnings, *expanded.warnings, *definitions.warnings, *resolved.warnings]
     )
     functions = builder.build()
     names = {draft.logical_id: name for name, draft in builder.drafts.items()}
     names.update({name: name for name in (*builder.drafts, *builder.images)})
+    services = build_services(
+        resolved.resources, base_dir=base_dir, file=file, function_names=set(names.values())
+    )
     served = build_apis(
         resolved.resources,
         functions=names,
@@ -109,11 +117,16 @@ def load_template(
         functions,
         identity=ident,
         source=path,
-        warnings=dict.fromkeys([*builder.warnings, *served.warnings, *managed.warnings]),
+        warnings=dict.fromkeys(
+            [*builder.warnings, *services.warnings, *served.warnings, *managed.warnings]
+        ),
         apis=managed.apis,
         function_urls=served.function_urls,
         usage_plans=managed.usage_plans,
         api_keys=managed.api_keys,
+        services=services.services,
+        namespaces=services.namespaces,
+        discovery_services=services.discovery_services,
     )
 
 
