@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import dns.flags
 import dns.message
+import dns.opcode
 import dns.query
 import dns.rcode
 import dns.rdatatype
@@ -19,7 +20,7 @@ import pytest
 
 from fogbank._errors import ConfigError
 from fogbank.discovery._dns import DnsServer
-from fogbank.discovery._records import IPV4, IPV6, PORT, HealthStatus
+from fogbank.discovery._records import CNAME, IPV4, IPV6, PORT, HealthStatus
 from fogbank.discovery._registry import Registry
 from fogbank.model import (
     DiscoveryServiceSpec,
@@ -51,6 +52,9 @@ ONE = DiscoveryServiceSpec(
 SIX = DiscoveryServiceSpec(
     "Six", "six", "Shop", dns_records=(DnsRecord("AAAA", 9), DnsRecord("A", 11))
 )
+ALIAS = DiscoveryServiceSpec(
+    "Alias", "alias", "Shop", dns_records=(DnsRecord("CNAME", 12),), routing_policy="WEIGHTED"
+)
 HTTP_ONLY = DiscoveryServiceSpec("Users", "users", "Api")
 
 
@@ -64,7 +68,9 @@ class DnsThread:
         self.thread.start()
         self.registry = self.call(lambda: Registry(Identity()))
         self.call(
-            lambda: self.registry.apply_template(NAMESPACES, [ORDERS, WIDE, ONE, SIX, HTTP_ONLY])
+            lambda: self.registry.apply_template(
+                NAMESPACES, [ORDERS, WIDE, ONE, SIX, ALIAS, HTTP_ONLY]
+            )
         )
         self.server = DnsServer(self.registry, port=0)
         asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(10)
@@ -239,6 +245,15 @@ def test_aaaa_and_a_answer_each_family_with_its_own_ttl(served: DnsThread) -> No
     assert values(res.resolve("y.six.shop.local", "AAAA")) == {"2001:db8::2"}
 
 
+def test_a_cname_service_answers_the_instances_name_for_any_type(served: DnsThread) -> None:
+    served.register(ALIAS, "c", **{CNAME: "backend.example.com"})
+    reply = ask(served.server.port, "alias.shop.local", "A")
+    assert reply.rcode() == dns.rcode.NOERROR
+    [rrset] = reply.answer
+    assert (rrset.rdtype, rrset.ttl) == (dns.rdatatype.CNAME, 12)
+    assert [r.to_text() for r in rrset] == ["backend.example.com."]
+
+
 def test_a_type_the_service_does_not_declare_has_no_answer(served: DnsThread) -> None:
     add_orders(served, 1)
     reply = ask(served.server.port, "orders.shop.local", "AAAA")
@@ -280,6 +295,13 @@ def test_names_outside_every_dns_namespace_are_refused(served: DnsThread, name: 
     assert reply.rcode() == dns.rcode.REFUSED
     assert reply.answer == []
     assert reply.authority == []
+
+
+def test_opcodes_other_than_query_are_not_implemented(served: DnsThread) -> None:
+    query = dns.message.make_query("orders.shop.local", "A")
+    query.set_opcode(dns.opcode.NOTIFY)
+    reply = dns.query.udp(query, "127.0.0.1", timeout=5, port=served.server.port)
+    assert reply.rcode() == dns.rcode.NOTIMP
 
 
 def test_a_large_udp_answer_is_truncated_and_complete_over_tcp(served: DnsThread) -> None:
