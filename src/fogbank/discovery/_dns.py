@@ -279,13 +279,23 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 def _choose(registry: Registry, service: Service, attr: str) -> list[Instance]:
     """The instances an answer names: healthy ones carrying `attr` (all of them when none is
     healthy, as Route 53 does), up to eight or one at random per the routing policy."""
-    candidates = [i for i in registry.healthy(service.id) if i.attributes.get(attr)]
-    if not candidates:
-        candidates = [i for i in registry.instances(service.id) if i.attributes.get(attr)]
     count = 1 if service.routing_policy.upper() == "WEIGHTED" else MULTIVALUE_LIMIT
-    if attr == PORT:
-        candidates = [i for i in candidates if i.attributes[PORT].isdigit()]
-    return random.sample(candidates, min(count, len(candidates)))
+    for pool in (registry.healthy(service.id), registry.instances(service.id)):
+        if len(pool) > count:
+            # The registry makes instances carry what their service's records need, so a
+            # sample of the pool almost always serves: no pass over a thousand instances.
+            picked = [i for i in random.sample(pool, count) if _carries(i, attr)]
+            if len(picked) == count:
+                return picked
+        usable = [i for i in pool if _carries(i, attr)]
+        if usable:
+            return random.sample(usable, min(count, len(usable)))
+    return []
+
+
+def _carries(instance: Instance, attr: str) -> bool:
+    value = instance.attributes.get(attr)
+    return value is not None and value != "" and (attr != PORT or value.isdigit())
 
 
 def _instance(registry: Registry, service: Service, instance_id: str) -> Instance | None:
