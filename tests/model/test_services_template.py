@@ -87,7 +87,10 @@ def test_the_services_fixture() -> None:
             dns_records=(DnsRecord("A", 10), DnsRecord("SRV", 10)),
             routing_policy="MULTIVALUE",
             custom_health_failure_threshold=1,
-        )
+        ),
+        "StockDiscovery": DiscoveryServiceSpec(
+            "StockDiscovery", "stock", "ShopNamespace", dns_records=(DnsRecord("SRV", 30),)
+        ),
     }
     assert app.services["catalog"] == ServiceSpec(
         name="catalog",

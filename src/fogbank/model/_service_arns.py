@@ -109,6 +109,6 @@ class ServiceResource:
 
 
 def hosted_zone_id(logical_id: str) -> str:
-    """A stable Route 53-shaped hosted zone id (`Z` and 13 upper-case characters); no zone exists."""
+    """A stable hosted zone id of Route 53's shape (`Z` and 13 characters); no zone exists."""
     digest = hashlib.sha256(f"hostedzone:{logical_id}".encode()).hexdigest()
     return "Z" + digest[:13].upper()

@@ -1,4 +1,4 @@
-"""Reading the properties of a long-running service: what `Fogbank::Service` and the ECS shape share.
+"""Reading a long-running service's properties: what `Fogbank::Service` and the ECS shape share.
 
 Commands, seconds, health checks, deployment settings and registry bindings are spelt the same
 way (ECS's names) in both forms; `ServiceProps` reads them with checks that name the file,
@@ -27,6 +27,8 @@ from fogbank.model._service import (
 from fogbank.model._service_arns import CLOUD_MAP_SERVICE_ARN
 
 SHELL = ("/bin/sh", "-c")
+MAX_DESIRED_COUNT = 100
+"""More instances than a laptop should run; ECS itself allows thousands."""
 # ECS's rule for service names; names also name log files, so they must be path-safe.
 _SERVICE_NAME = re.compile(r"[A-Za-z0-9_-]{1,255}")
 
@@ -69,7 +71,7 @@ class ServiceProps(Props):
         return super().error(self._path(prop), message)
 
     def child(self, prop: str, values: Mapping[str, Any]) -> ServiceProps:
-        """The properties of a list item (`prop` is its path, `Environment[0]`), read the same way."""
+        """A list item's properties (`prop` is its path, `Environment[0]`), read the same way."""
         return ServiceProps(self.file, self.logical_id, values, prefix=self._path(prop))
 
     def _path(self, prop: str) -> str:
@@ -148,7 +150,10 @@ class ServiceProps(Props):
 
         def timing(key: str, default: float, low: float, high: float) -> float:
             if whole_seconds:
-                return self.number(*keys, key, default=int(default), low=int(low), high=int(high))
+                whole = self.number(
+                    *keys, key, default=int(default), low=int(low), high=int(high), unit=" seconds"
+                )
+                return float(whole)
             return self.seconds(*keys, key, default=default, low=min(low, 0.05), high=high)
 
         common: dict[str, Any] = {

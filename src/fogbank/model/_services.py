@@ -16,23 +16,27 @@ from pathlib import Path
 from typing import Any
 
 from fogbank.model._cloudmap_resources import read_discovery_services, read_namespaces
+from fogbank.model._ecs import read_ecs
+from fogbank.model._intrinsics import Resolved
 from fogbank.model._service import DiscoveryServiceSpec, NamespaceSpec, ServiceSpec
 from fogbank.model._service_arns import (
     DISCOVERY_INSTANCE,
     DISCOVERY_SERVICE,
     ECS_CLUSTER,
+    ECS_SERVICE,
+    ECS_TASK_DEFINITION,
     FOGBANK_SERVICE,
     NAMESPACE_TYPES,
 )
-from fogbank.model._service_props import Registries, ServiceProps
+from fogbank.model._service_props import MAX_DESIRED_COUNT, Registries, ServiceProps
 
-MAX_DESIRED_COUNT = 100
-"""More instances than a laptop should run; ECS itself allows thousands."""
 DEFAULT_STOP_TIMEOUT_S = 30.0
 
 SERVICE_PREFIXES = ("Fogbank::", "AWS::ECS::", "AWS::ServiceDiscovery::")
 """Resource types this loader reads, or warns about itself."""
-_SERVED = frozenset((FOGBANK_SERVICE, DISCOVERY_SERVICE, ECS_CLUSTER, *NAMESPACE_TYPES))
+_SERVED = frozenset(
+    (FOGBANK_SERVICE, ECS_SERVICE, ECS_TASK_DEFINITION, ECS_CLUSTER, DISCOVERY_SERVICE)
+) | frozenset(NAMESPACE_TYPES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,18 +55,19 @@ class LoadedServices:
 
 
 def build_services(
-    resources: Mapping[str, Mapping[str, Any]],
+    resolved: Resolved,
     *,
     base_dir: Path,
     file: str,
     function_names: Set[str],
 ) -> LoadedServices:
-    """Build every service, namespace and discovery service in `resources` (resolved, post-SAM).
+    """Build every service, namespace and discovery service of a resolved (post-SAM) template.
 
     Directories are relative to `base_dir`, the template's directory. `function_names` are the
     template's function names, which no service may take. Raises `TemplateError` naming the file,
     resource and property.
     """
+    resources = resolved.resources
     namespaces = read_namespaces(resources, file=file)
     discovery = read_discovery_services(resources, namespaces, file=file)
     known = Registries(namespaces, discovery)
@@ -71,12 +76,14 @@ def build_services(
         if resource["Type"] == FOGBANK_SERVICE:
             props = ServiceProps(file, logical_id, resource["Properties"])
             built.append((props, _fogbank_service(props, known, base_dir)))
+    ecs = read_ecs(resources, resolved.physical_ids, known, base_dir=base_dir, file=file)
+    built.extend(ecs.built)
     _check_names(built, function_names)
     return LoadedServices(
         services=tuple(spec for _, spec in built),
         namespaces=tuple(namespaces.values()),
         discovery_services=tuple(discovery.values()),
-        warnings=tuple(_unserved(resources, _SERVED)),
+        warnings=(*ecs.warnings, *_unserved(resources, _SERVED)),
     )
 
 

@@ -102,9 +102,8 @@ def load_template(
     functions = builder.build()
     names = {draft.logical_id: name for name, draft in builder.drafts.items()}
     names.update({name: name for name in (*builder.drafts, *builder.images)})
-    services = build_services(
-        resolved.resources, base_dir=base_dir, file=file, function_names=set(names.values())
-    )
+    function_names = set(names.values())
+    services = build_services(resolved, base_dir=base_dir, file=file, function_names=function_names)
     served = build_apis(
         resolved.resources,
         functions=names,
