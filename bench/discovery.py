@@ -1,0 +1,427 @@
+"""Service discovery: DiscoverInstances latency, a dead instance's exit from DNS and discovery, and
+the gateway's throughput to a discovered service.
+
+One `fogbank up` (pinned to core 0 with its children; this script and wrk on core 1) serves a
+generated template: a DNS namespace `bench.local` with a discovery service `items`, and (for the
+last two parts) a supervised service `echo` (uvicorn, a raw ASGI hello world) registered as
+`echo.bench.local` behind an HTTP API private integration.
+
+- discover: `DiscoverInstances` (HealthStatus HEALTHY, 100 results) with 1,000 instances
+  registered, through boto3 and as raw HTTP on one keep-alive connection against the control port;
+  an A query to the DNS server; `Registry.discover` in this process (target: boto3 p50 <= 1 ms).
+- death: `kill -9` of an echo instance; the time until it leaves the SRV answer and HEALTHY
+  discovery (target: <= the health check's interval + timeout), and until the supervisor has the
+  desired count healthy again.
+- gateway: wrk requests/s through the gateway to echo against one echo instance hit directly
+  (target: >= 0.5x).
+
+Run: .venv/bin/python bench/discovery.py [--only discover,death,gateway] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import dns.message
+import dns.query
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from mypy_boto3_servicediscovery import ServiceDiscoveryClient
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# Sibling modules of a script, found through the path set just above.
+import _peers
+from _peers import HOST, PeerError, Running, Server, Target, free_port
+
+import gateway
+from fogbank.discovery import HealthFilter, Registry
+from fogbank.discovery._records import IPV4, PORT
+from fogbank.model import (
+    DiscoveryServiceSpec,
+    DnsRecord,
+    Identity,
+    NamespaceSpec,
+    NamespaceType,
+    discovery_id,
+)
+
+PARTS = ("discover", "death", "gateway")
+NAMESPACE, ITEMS, ECHO = "bench.local", "items", "echo"
+BOTO3_ROW = "DiscoverInstances, boto3"
+ECHO_COUNT = 3
+INTERVAL_S, TIMEOUT_S = 1.0, 0.5
+"""The echo service's health check; a dead instance should be gone within their sum."""
+
+# The hello world of bench/gateway.py's baseline, plus /pid, which tells the bench whom to kill.
+ECHO_APP = (
+    _peers.ASGI_APP
+    + """
+import os
+
+_hello = app
+_PID = str(os.getpid()).encode()
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "http" and scope["path"] == "/pid":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": _PID})
+        return
+    await _hello(scope, receive, send)
+"""
+)
+
+ITEMS_TEMPLATE = f"""\
+AWSTemplateFormatVersion: "2010-09-09"
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  BenchNamespace:
+    Type: AWS::ServiceDiscovery::PrivateDnsNamespace
+    Properties: {{Name: {NAMESPACE}, Vpc: vpc-local}}
+  ItemsDiscovery:
+    Type: AWS::ServiceDiscovery::Service
+    Properties:
+      Name: {ITEMS}
+      NamespaceId: !Ref BenchNamespace
+      DnsConfig:
+        DnsRecords: [{{Type: A, TTL: 10}}, {{Type: SRV, TTL: 10}}]
+      HealthCheckCustomConfig: {{FailureThreshold: 1}}
+"""
+
+ECHO_TEMPLATE = f"""\
+  EchoDiscovery:
+    Type: AWS::ServiceDiscovery::Service
+    Properties:
+      Name: {ECHO}
+      NamespaceId: !Ref BenchNamespace
+      DnsConfig:
+        DnsRecords: [{{Type: A, TTL: 1}}, {{Type: SRV, TTL: 1}}]
+      HealthCheckCustomConfig: {{FailureThreshold: 1}}
+  EchoService:
+    Type: Fogbank::Service
+    Properties:
+      ServiceName: {ECHO}
+      WorkingDirectory: echo
+      Command: [{sys.executable}, -m, uvicorn, "app:app", --host, {HOST}, --port, "${{PORT}}",
+                --log-level, warning, --no-access-log]
+      DesiredCount: {ECHO_COUNT}
+      HealthCheck: {{Path: /health, Interval: {INTERVAL_S}, Timeout: {TIMEOUT_S}, Retries: 3}}
+      ServiceRegistries:
+        - RegistryArn: !GetAtt EchoDiscovery.Arn
+  BenchApi:
+    Type: AWS::Serverless::HttpApi
+  EchoLink:
+    Type: AWS::ApiGatewayV2::VpcLink
+    Properties: {{Name: echo-link, SubnetIds: [subnet-local]}}
+  EchoIntegration:
+    Type: AWS::ApiGatewayV2::Integration
+    Properties:
+      ApiId: !Ref BenchApi
+      IntegrationType: HTTP_PROXY
+      IntegrationMethod: ANY
+      ConnectionType: VPC_LINK
+      ConnectionId: !Ref EchoLink
+      IntegrationUri: !GetAtt EchoDiscovery.Arn
+      PayloadFormatVersion: "1.0"
+  EchoRoute:
+    Type: AWS::ApiGatewayV2::Route
+    Properties:
+      ApiId: !Ref BenchApi
+      RouteKey: GET /echo
+      Target: !Sub integrations/${{EchoIntegration}}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Latency:
+    name: str
+    n: int
+    p50_ms: float
+    p99_ms: float
+    mean_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class Death:
+    """One `kill -9`: seconds until the instance left each view, and until the count recovered."""
+
+    dns_s: float
+    discovery_s: float
+    recovered_s: float
+
+
+def pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def latency(name: str, call: Callable[[], object], runs: int, warmup: int = 200) -> Latency:
+    for _ in range(warmup):
+        call()
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - started) * 1000)
+    return Latency(name, runs, pct(samples, 0.5), pct(samples, 0.99), statistics.fmean(samples))
+
+
+class Node:
+    """The `fogbank up` under test, and the clients that talk to it."""
+
+    def __init__(self, work: Path, parts: list[str]) -> None:
+        text = ITEMS_TEMPLATE + (ECHO_TEMPLATE if {"death", "gateway"} & set(parts) else "")
+        (work / "template.yaml").write_text(text)
+        (work / "echo").mkdir()
+        (work / "echo" / "app.py").write_text(ECHO_APP)
+        self.port, self.control, self.dns_port = free_port(), free_port(), free_port()
+        exe = str(Path(sys.executable).with_name("fogbank"))
+        argv = [*gateway.on_cores(0), exe, "up", "-t", str(work / "template.yaml")]
+        argv += ["--port", str(self.port), "--control-port", str(self.control)]
+        argv += ["--dns-port", str(self.dns_port), "--state-dir", str(work / "state")]
+        argv += ["--no-reload"]
+        self.running = Running(Server("fogbank", argv, work, (), self.control), work / "node.log")
+        self.cloudmap: ServiceDiscoveryClient = boto3.client(
+            "servicediscovery",
+            endpoint_url=f"http://{HOST}:{self.control}",
+            region_name="us-east-1",
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench",
+            # DiscoverInstances would otherwise go to http://data-127.0.0.1:…/
+            config=Config(inject_host_prefix=False, retries={"max_attempts": 1}),
+        )
+
+    def healthy(self, service: str) -> list[dict[str, Any]]:
+        found = self.cloudmap.discover_instances(
+            NamespaceName=NAMESPACE, ServiceName=service, HealthStatus="HEALTHY"
+        )
+        return [dict(i) for i in found["Instances"]]
+
+    def srv_targets(self, service: str) -> set[tuple[str, int]]:
+        query = dns.message.make_query(f"{service}.{NAMESPACE}", "SRV", use_edns=0, payload=1232)
+        reply = dns.query.udp(query, HOST, timeout=2, port=self.dns_port)
+        return {(r.target.to_text(), r.port) for rrset in reply.answer for r in rrset}
+
+    def wait_for(self, what: str, ready: Callable[[], bool], timeout: float = 60.0) -> float:
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            if ready():
+                return time.monotonic() - started
+            time.sleep(0.05)
+        raise PeerError(f"{what}: not after {timeout:.0f} s; see {self.running.log}")
+
+
+def discover_part(node: Node, args: argparse.Namespace) -> list[Latency]:
+    rows = [in_process(args)]
+    try:
+        rows += through_node(node, args)
+    except (PeerError, BotoCoreError, ClientError) as exc:
+        print(f"discover: the node's rows are unavailable: {exc}")
+    return rows
+
+
+def through_node(node: Node, args: argparse.Namespace) -> list[Latency]:
+    service_id = discovery_id("srv", "ItemsDiscovery")
+    for n in range(args.instances):
+        attributes = {IPV4: f"10.{n // 65536}.{n // 256 % 256}.{n % 256}", PORT: "8080"}
+        node.cloudmap.register_instance(
+            ServiceId=service_id, InstanceId=f"item-{n:04d}", Attributes=attributes
+        )
+    request = {"NamespaceName": NAMESPACE, "ServiceName": ITEMS, "HealthStatus": "HEALTHY"}
+    body = json.dumps(request).encode()
+    headers = {
+        "Content-Type": "application/x-amz-json-1.1",
+        "X-Amz-Target": "Route53AutoNaming_v20170314.DiscoverInstances",
+    }
+    conn = http.client.HTTPConnection(HOST, node.control)
+
+    def raw() -> None:
+        conn.request("POST", "/", body=body, headers=headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        if resp.status != 200 or len(json.loads(data)["Instances"]) != 100:
+            raise PeerError(f"DiscoverInstances answered {resp.status} {data[:200]!r}")
+
+    a_query = dns.message.make_query(f"{ITEMS}.{NAMESPACE}", "A")
+
+    def dns_a() -> None:
+        reply = dns.query.udp(a_query, HOST, timeout=2, port=node.dns_port)
+        if sum(len(rrset) for rrset in reply.answer) != 8:
+            raise PeerError(f"the A query answered {reply}")
+
+    rows = [
+        latency(
+            BOTO3_ROW,
+            lambda: node.cloudmap.discover_instances(**request),  # type: ignore[arg-type]
+            args.runs,
+        ),
+        latency("DiscoverInstances, raw HTTP keep-alive", raw, args.runs),
+        latency("DNS A query (8 answers), dnspython UDP", dns_a, args.runs),
+    ]
+    conn.close()
+    return rows
+
+
+def in_process(args: argparse.Namespace) -> Latency:
+    """`Registry.discover` itself: what the API adds to it is parsing, JSON and HTTP."""
+    registry = Registry(Identity())
+    spec = DiscoveryServiceSpec(
+        "ItemsDiscovery", ITEMS, "BenchNamespace", dns_records=(DnsRecord("A", 10),)
+    )
+    namespace = NamespaceSpec("BenchNamespace", NAMESPACE, NamespaceType.DNS_PRIVATE)
+    registry.apply_template([namespace], [spec])
+    for n in range(args.instances):
+        attributes = {IPV4: f"10.{n // 65536}.{n // 256 % 256}.{n % 256}", PORT: "8080"}
+        registry.register_instance(spec.service_id, f"item-{n:04d}", attributes)
+
+    def discover() -> None:
+        registry.discover(NAMESPACE, ITEMS, health=HealthFilter.HEALTHY, max_results=100)
+
+    return latency("Registry.discover, in process", discover, args.runs * 5)
+
+
+def death_part(node: Node, args: argparse.Namespace) -> list[Death]:
+    deaths = []
+    node.wait_for(f"{ECHO_COUNT} healthy echo instances", lambda: len(node.healthy(ECHO)) >= 3)
+    for _ in range(args.kills):
+        victim = node.healthy(ECHO)[0]
+        attrs = victim["Attributes"]
+        port = int(attrs[PORT])
+        status, pid = _peers.request(f"http://{attrs[IPV4]}:{port}/pid")
+        if status != 200:
+            raise PeerError(f"GET /pid of {victim['InstanceId']} answered {status}")
+        target = (f"{victim['InstanceId']}.{ECHO}.{NAMESPACE}.".lower(), port)
+        if target not in node.srv_targets(ECHO):
+            raise PeerError(f"{target} is not in the SRV answer before the kill")
+        started = time.monotonic()
+        os.kill(int(pid), signal.SIGKILL)
+        dns_s = discovery_s = None
+        while dns_s is None or discovery_s is None:
+            elapsed = time.monotonic() - started
+            if elapsed > 60:
+                raise PeerError(f"{victim['InstanceId']} still discoverable 60 s after its death")
+            if dns_s is None and target not in node.srv_targets(ECHO):
+                dns_s = time.monotonic() - started
+            ids = {(i["InstanceId"], i["Attributes"].get(PORT)) for i in node.healthy(ECHO)}
+            if discovery_s is None and (victim["InstanceId"], str(port)) not in ids:
+                discovery_s = time.monotonic() - started
+            time.sleep(0.002)
+        node.wait_for("the replacement", lambda: len(node.healthy(ECHO)) >= ECHO_COUNT)
+        deaths.append(Death(dns_s, discovery_s, time.monotonic() - started))
+        print(f"  kill -9: out of DNS {dns_s:.3f} s, out of discovery {discovery_s:.3f} s")
+    return deaths
+
+
+def gateway_part(node: Node, args: argparse.Namespace) -> list[gateway.Row]:
+    node.wait_for(f"{ECHO_COUNT} healthy echo instances", lambda: len(node.healthy(ECHO)) >= 3)
+    attrs = node.healthy(ECHO)[0]["Attributes"]
+    rows = []
+    targets = (
+        Target("echo, direct", f"http://{attrs[IPV4]}:{attrs[PORT]}/echo"),
+        Target("echo, via the gateway", f"http://{HOST}:{node.port}/echo"),
+    )
+    for target in targets:
+        node.running.probe(target, grace=30)
+        rows += gateway.measure(target, args)
+    return rows
+
+
+def print_report(found: dict[str, Any]) -> None:
+    if rows := found.get("discover"):
+        head = f"{'measurement':<44}{'n':>7}{'p50 ms':>9}{'p99 ms':>9}{'mean ms':>9}"
+        print("\n" + head + "\n" + "-" * len(head))
+        for r in rows:
+            print(f"{r.name:<44}{r.n:>7}{r.p50_ms:>9.3f}{r.p99_ms:>9.3f}{r.mean_ms:>9.3f}")
+        for r in rows:
+            if r.name == BOTO3_ROW:
+                verdict = "met" if r.p50_ms <= 1.0 else "MISSED"
+                print(f"boto3 DiscoverInstances p50 {r.p50_ms:.3f} ms, target <= 1 ms: {verdict}")
+    if deaths := found.get("death"):
+        budget = INTERVAL_S + TIMEOUT_S
+        print(f"\nkill -9 of an echo instance ({len(deaths)} times), budget {budget:.1f} s")
+        for label, key in (
+            ("out of DNS SRV", "dns_s"),
+            ("out of HEALTHY discovery", "discovery_s"),
+        ):
+            values = [getattr(d, key) for d in deaths]
+            verdict = "met" if max(values) <= budget else "MISSED"
+            print(
+                f"  {label:<28} median {statistics.median(values):.3f} s, max {max(values):.3f} s: {verdict}"
+            )
+        recovered = statistics.median(d.recovered_s for d in deaths)
+        print(f"  back to {ECHO_COUNT} healthy instances: median {recovered:.3f} s")
+    if rows := found.get("gateway"):
+        gateway.print_report(rows, [])
+        direct, via = rows[0].many, rows[1].many
+        if direct and via:
+            ratio = via.ok_rps / direct.ok_rps
+            verdict = "met" if ratio >= 0.5 else "MISSED"
+            print(f"gateway rps / direct rps = {ratio:.3f}, target >= 0.5: {verdict}")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--only", default=",".join(PARTS), help="PART[,PART]: " + ", ".join(PARTS))
+    parser.add_argument("--instances", type=int, default=1000, help="registered for discover")
+    parser.add_argument("--runs", type=int, default=2000, help="timed calls per latency row")
+    parser.add_argument("--kills", type=int, default=5, help="instances killed in death")
+    parser.add_argument("--duration", type=int, default=7, help="seconds per wrk run (7)")
+    parser.add_argument("--warmup", type=int, default=2, help="seconds of wrk warm-up (2)")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results here")
+    args = parser.parse_args(argv)
+    args.only = [part for part in args.only.split(",") if part]
+    if unknown := set(args.only) - set(PARTS):
+        parser.error(f"unknown part(s): {', '.join(sorted(unknown))}")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    if gateway.on_cores(1):
+        os.sched_setaffinity(0, {gateway.LOAD_CORE})
+    found: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="fogbank-bench-", dir="/var/tmp") as scratch:
+        node = Node(Path(scratch), args.only)
+        with node.running:
+            node.running.wait_started()
+            parts: dict[str, Callable[[Node, argparse.Namespace], list[Any]]] = {
+                "discover": discover_part,
+                "death": death_part,
+                "gateway": gateway_part,
+            }
+            for part in args.only:
+                print(f"{part}: measuring", flush=True)
+                try:
+                    found[part] = parts[part](node, args)
+                except (PeerError, BotoCoreError, ClientError) as exc:
+                    print(f"{part}: unavailable: {exc}")
+    print(f"\nmachine: {gateway.machine()}")
+    print_report(found)
+    if args.json:
+        document = {
+            "machine": gateway.machine(),
+            "command": gateway.command_line(),
+            **{part: [asdict(row) for row in rows] for part, rows in found.items()},
+        }
+        args.json.write_text(json.dumps(document, indent=2) + "\n")
+        print(f"results written to {args.json}")
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        main()
