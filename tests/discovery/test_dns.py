@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from typing import Any, TypeVar
@@ -348,6 +349,22 @@ def test_malformed_tcp_messages_close_only_their_connection(served: DnsThread) -
     assert values(resolver(served.server.port).resolve("orders.shop.local", "A", tcp=True)) == {
         "10.0.0.1"
     }
+
+
+def test_one_tcp_connection_carries_several_queries(served: DnsThread) -> None:
+    add_orders(served, 1)
+    first = dns.message.make_query("orders.shop.local", "A")
+    second = dns.message.make_query("nope.shop.local", "A")
+    with socket.create_connection(("127.0.0.1", served.server.port), 5) as sock:
+        for query in (first, second):
+            wire = query.to_wire()
+            sock.sendall(len(wire).to_bytes(2, "big") + wire)
+        replies = [dns.query.receive_tcp(sock, time.time() + 5)[0] for _ in range(2)]
+    assert [(r.id, r.rcode()) for r in replies] == [
+        (first.id, dns.rcode.NOERROR),
+        (second.id, dns.rcode.NXDOMAIN),
+    ]
+    assert [r.to_text() for r in replies[0].answer[0]] == ["10.0.0.1"]
 
 
 def test_a_port_already_taken_is_one_clear_line() -> None:

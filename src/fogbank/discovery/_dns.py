@@ -331,7 +331,9 @@ def _bind_pair(host: str, port: int) -> tuple[socket.socket, socket.socket]:
     """A UDP and a TCP socket bound to the same port; for port 0, a port free for both."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     for _attempt in range(20 if port == 0 else 1):
-        tcp = socket.socket(family, socket.SOCK_STREAM)
+        # IPPROTO_TCP, not 0: asyncio turns Nagle off only on sockets that say TCP, and pipelined
+        # queries on one connection would otherwise wait for delayed ACKs.
+        tcp = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         udp = socket.socket(family, socket.SOCK_DGRAM)
         try:
