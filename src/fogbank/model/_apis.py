@@ -66,6 +66,7 @@ V2_ROUTE = "AWS::ApiGatewayV2::Route"
 V2_INTEGRATION = "AWS::ApiGatewayV2::Integration"
 V2_STAGE = "AWS::ApiGatewayV2::Stage"
 V2_DEPLOYMENT = "AWS::ApiGatewayV2::Deployment"
+V2_VPC_LINK = "AWS::ApiGatewayV2::VpcLink"
 
 # What this module reads; any other API Gateway resource gets a "not served" warning.
 _SERVED = frozenset(
@@ -98,14 +99,16 @@ def build_apis(
     runnable: Set[str],
     file: str,
     definitions: LocalDefinitions,
+    cloud_map: Set[str] = frozenset(),
 ) -> Served:
     """Build every REST and HTTP API and Function URL in `resources` (resolved, post-SAM).
 
     `functions` maps each name a template function answers to (its name, its logical id) to its
     name; `runnable` holds the names of the functions the app runs (image functions are known but
-    not runnable). Raises `TemplateError` naming the file, resource and property.
+    not runnable); `cloud_map` the ids of the template's Cloud Map services, which private
+    integrations may name. Raises `TemplateError` naming the file, resource and property.
     """
-    return _Builder(resources, functions, runnable, file, definitions).build()
+    return _Builder(resources, functions, runnable, file, definitions, cloud_map).build()
 
 
 @dataclass
@@ -115,6 +118,7 @@ class _Builder:
     runnable: Set[str]
     file: str
     definitions: LocalDefinitions
+    cloud_map: Set[str]
     warnings: list[str] = field(default_factory=list)
     websockets: set[str] = field(default_factory=set)
     apis: set[str] = field(default_factory=set)
@@ -161,6 +165,8 @@ class _Builder:
             kind, props = resource["Type"], resource["Properties"]
             if not kind.startswith(_API_PREFIXES) or kind in USAGE_TYPES:
                 continue  # usage plans and keys: read (and warned about) by `_usage_plans`
+            if kind == V2_VPC_LINK:
+                continue  # what a private integration names through it is what counts
             owner = _owner(props)
             if logical_id in self.websockets:
                 self.warnings.append(
@@ -180,7 +186,7 @@ class _Builder:
         if body is None:
             return Definition()
         where = body_where(resource, api, self.file, self.definitions.files)
-        return read_definition(body, kind, where, self.functions)
+        return read_definition(body, kind, where, self.functions, cloud_map=self.cloud_map)
 
     def _api(
         self,
@@ -365,7 +371,9 @@ class _Builder:
         props, where = resource["Properties"], Where(self.file, api)
         definition = self._definition(api, resource, ApiKind.HTTP)
         integrations = {
-            logical_id: read_integration(spec, V2_FIELDS, ApiKind.HTTP, at, self.functions)
+            logical_id: read_integration(
+                spec, V2_FIELDS, ApiKind.HTTP, at, self.functions, cloud_map=self.cloud_map
+            )
             for logical_id, at, spec in self._children(V2_INTEGRATION, api)
         }
         own = self._routes(api, integrations)

@@ -10,7 +10,7 @@ reader checks all three the same way.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,7 @@ from fogbank.model._api import (
     IntegrationType,
 )
 from fogbank.model._intrinsics import text
+from fogbank.model._service_arns import CLOUD_MAP_SERVICE_ARN, LOAD_BALANCER_LISTENER_ARN
 
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", ANY})
 STAGE_VARIABLE = "${stageVariables."
@@ -170,18 +171,24 @@ def read_integration(
     kind: ApiKind,
     where: Where,
     functions: Mapping[str, str],
+    *,
+    cloud_map: Set[str] | None = None,
 ) -> Integration | str:
     """The integration `spec` describes, or why fogbank does not serve it (a short phrase).
 
     `functions` maps every name an integration may use for a template function (its name, its
-    logical id) to the function's name.
+    logical id) to the function's name; `cloud_map` holds the Cloud Map service ids a private
+    integration may name (None: any, as services may be created later).
     """
     kind_at = where.at(fields.type)
     raw_type = kind_at.text(spec.get(fields.type), default="").upper()
     if not raw_type:
         raise kind_at.error("the integration type is required")
-    if spec.get(fields.connection) == "VPC_LINK":
-        return "VPC link integration"
+    private = spec.get(fields.connection) == "VPC_LINK"
+    if private and kind is ApiKind.REST:
+        return "VPC link integration"  # REST VPC links lead to a load balancer
+    if private and raw_type != "HTTP_PROXY":
+        raise kind_at.error(f"a VPC_LINK integration must be HTTP_PROXY, not {raw_type}")
     if spec.get(fields.subtype) is not None:
         return "AWS service integration"
     if kind is ApiKind.HTTP and raw_type not in ("AWS_PROXY", "HTTP_PROXY"):
@@ -226,12 +233,14 @@ def read_integration(
     if not uri:
         raise uri_at.error(f"a {raw_type} integration needs a URI")
     if raw_type == "HTTP_PROXY":
-        if not uri.startswith(("http://", "https://", STAGE_VARIABLE)):
+        if not private and not uri.startswith(("http://", "https://", STAGE_VARIABLE)):
             raise uri_at.error(f"an HTTP_PROXY integration needs an http(s) URL, got {uri}")
         method_at = where.at(fields.method)
         method = method_at.text(spec.get(fields.method), default=ANY).upper()
         if method not in METHODS:
             raise method_at.error(f"unknown HTTP method {method}")
+        if private:
+            return _private(uri, uri_at, cloud_map, http_method=method, **common)
         return Integration(IntegrationType.HTTP_PROXY, uri=uri, http_method=method, **common)
     name, qualifier = lambda_target(uri, uri_at, functions)
     payload = "1.0"
@@ -268,6 +277,22 @@ def lambda_target(uri: str, where: Where, functions: Mapping[str, str]) -> tuple
     if name is None:
         raise where.error(f"function {parts['name']} is not defined in this template")
     return name, parts["qualifier"]
+
+
+def _private(
+    uri: str, where: Where, cloud_map: Set[str] | None, **fields: Any
+) -> Integration | str:
+    """An HTTP API private integration: a Cloud Map service's instances, named by its ARN."""
+    match = CLOUD_MAP_SERVICE_ARN.fullmatch(uri)
+    if match is None and LOAD_BALANCER_LISTENER_ARN.fullmatch(uri):
+        return "VPC link integration to a load balancer"
+    if match is None:
+        raise where.error(
+            f"a VPC_LINK integration needs a Cloud Map service ARN (!GetAtt Service.Arn), got {uri}"
+        )
+    if cloud_map is not None and match["id"] not in cloud_map:
+        raise where.error(f"{uri} names no discovery service in this template")
+    return Integration(IntegrationType.HTTP_PROXY, cloud_map_service=match["id"], **fields)
 
 
 def _responses(value: Any, where: Where, fields: Fields) -> tuple[IntegrationResponse, ...]:

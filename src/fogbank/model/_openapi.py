@@ -8,7 +8,7 @@ neither in an uploaded file; fogbank is lenient there, as `sam local` is.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,9 +104,15 @@ def inline_definitions(expanded: Expanded, *, base_dir: Path, file: str) -> Loca
 
 
 def read_definition(
-    body: Any, kind: ApiKind, where: Where, functions: Mapping[str, str]
+    body: Any,
+    kind: ApiKind,
+    where: Where,
+    functions: Mapping[str, str],
+    *,
+    cloud_map: Set[str] | None = None,
 ) -> Definition:
-    """Routes and API settings from an OpenAPI 2 or 3 body with API Gateway's extensions."""
+    """Routes and API settings from an OpenAPI 2 or 3 body with API Gateway's extensions
+    (`cloud_map` as for `read_integration`)."""
     if not isinstance(body, dict):
         raise where.error(f"an OpenAPI definition must be a mapping, got {type(body).__name__}")
     components = body.get("components")
@@ -134,7 +140,7 @@ def read_definition(
                 continue
             spec_at = op_at.at(_INTEGRATION)
             outcome = read_integration(
-                spec_at.mapping(spec), OPENAPI_FIELDS, kind, spec_at, functions
+                spec_at.mapping(spec), OPENAPI_FIELDS, kind, spec_at, functions, cloud_map=cloud_map
             )
             if isinstance(outcome, str):
                 unserved.append((f"{method} {path}", outcome))

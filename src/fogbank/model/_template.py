@@ -110,6 +110,7 @@ def load_template(
         runnable=builder.drafts.keys(),
         file=file,
         definitions=definitions,
+        cloud_map=services.cloud_map_ids,
     )
     managed = build_usage_plans(resolved.resources, served.apis, file=file)
     return App.build(
