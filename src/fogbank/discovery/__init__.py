@@ -1,5 +1,6 @@
 """Service discovery: the Cloud Map registry and what serves it (the Cloud Map API, DNS)."""
 
+from fogbank.discovery._cloudmap import CloudMapApi, is_cloud_map
 from fogbank.discovery._records import (
     CloudMapError,
     HealthFilter,
@@ -14,6 +15,7 @@ from fogbank.discovery._records import (
 from fogbank.discovery._registry import Registry
 
 __all__ = [
+    "CloudMapApi",
     "CloudMapError",
     "HealthFilter",
     "HealthStatus",
@@ -24,4 +26,5 @@ __all__ = [
     "Owner",
     "Registry",
     "Service",
+    "is_cloud_map",
 ]
