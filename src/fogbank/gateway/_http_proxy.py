@@ -54,6 +54,7 @@ _PATH_VALUE = re.compile(
     r"(?:\.[A-Za-z0-9_-]+)?)"
 )
 _OVERWRITE_PATH = "overwrite:path"
+_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100, keepalive_expiry=4.0)
 # RFC 9110 9.2.2: a retry of these has the effect of one request.
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 # Failures before a response arrived: the instance is not there (or died), so another may answer.
@@ -88,8 +89,11 @@ class HttpProxy:
     @property
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
-            # Timeouts come from each integration; redirects are the client's business.
-            self._client = httpx.AsyncClient(follow_redirects=False, timeout=None)
+            # Timeouts come from each integration; redirects are the client's business. Every
+            # connection may be kept alive (httpx keeps 20 of its 100 by default: under load the
+            # rest would be reopened for each request), and an idle one is dropped before the
+            # 5 s after which uvicorn and many servers close it, so a server rarely closes first.
+            self._client = httpx.AsyncClient(follow_redirects=False, timeout=None, limits=_LIMITS)
         return self._client
 
     async def close(self) -> None:
