@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socketserver
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -80,6 +81,27 @@ class Backend:
 
     def stop(self) -> None:
         """Close the listening socket: connections to the port are refused from now on."""
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+class HangUp:
+    """An instance that reads each request and closes the connection without a word."""
+
+    def __init__(self) -> None:
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                self.request.recv(65536)
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.port: int = self.server.server_address[1]
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+        self.thread.start()
+
+    def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(5)
@@ -220,13 +242,15 @@ class Shop:
     def start(self, instance_id: str, zone: str | None = None, port: int = 0) -> Backend:
         """Run an instance's server and register it with the catalog service."""
         backend = self.backends[instance_id] = Backend(instance_id, port)
-        attributes = {IPV4: "127.0.0.1", PORT: str(backend.port)}
+        self.register(instance_id, backend.port, zone)
+        return backend
+
+    def register(self, instance_id: str, port: int, zone: str | None = None) -> None:
+        registry = self.front.registry
+        attributes = {IPV4: "127.0.0.1", PORT: str(port)}
         if zone is not None:
             attributes[ZONE] = zone
-        self.front.call(
-            lambda: self.front.registry.register_instance(self.catalog, instance_id, attributes)
-        )
-        return backend
+        self.front.call(lambda: registry.register_instance(self.catalog, instance_id, attributes))
 
     def set_health(self, instance_id: str, status: HealthStatus) -> None:
         registry = self.front.registry
@@ -354,6 +378,19 @@ def test_a_stopped_instance_is_retried_around_then_ejected(shop: Shop) -> None:
         sorted(shop.bodies("/items/x", 4)) == ["alive GET /items/x"] * 2 + ["dead GET /items/x"] * 2
     )
     assert len(alive.requests) == 14
+
+
+def test_an_instance_that_hangs_up_is_retried_around(shop: Shop) -> None:
+    shop.start("alive")
+    rude = HangUp()
+    try:
+        shop.register("rude", rude.port)
+        assert shop.bodies("/items/x", 2) == ["alive GET /items/x"] * 2
+        # Not a POST: the instance may have acted on it before hanging up.
+        statuses = sorted(shop.get("/items/x", "POST").status_code for _ in range(2))
+        assert statuses == [200, 503]
+    finally:
+        rude.stop()
 
 
 @pytest.mark.parametrize(

@@ -96,7 +96,7 @@ class Balancer:
         self._unwatch = registry.watch(self._changed)
 
     def _changed(self, service_id: str) -> None:
-        # May run on another thread (whoever wrote to the registry): only bump the counter.
+        # Called in the middle of the registry's write: note the change, read it on next use.
         self._version += 1
 
     def close(self) -> None:
