@@ -43,7 +43,25 @@ SERVICE_UNAVAILABLE = b'{"message":"Service Unavailable"}'
 INTERNAL_SERVER_ERROR = b'{"message":"Internal server error"}'
 
 
-class Backend:
+class Listener:
+    """A real TCP server on a free loopback port (or a given one), served from a thread."""
+
+    def __init__(self, server: socketserver.TCPServer) -> None:
+        self.server = server
+        self.port: int = server.server_address[1]
+        self.thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+        self.thread.start()
+
+    def stop(self) -> None:
+        """Close the listening socket: connections to the port are refused from now on."""
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+class Backend(Listener):
     """One service instance: a real HTTP server answering `<id> <METHOD> <path>` in plain text.
 
     HTTP/1.0 (a connection per request), so a stopped backend refuses the very next request.
@@ -72,21 +90,10 @@ class Backend:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.port: int = self.server.server_address[1]
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self.thread.start()
-
-    def stop(self) -> None:
-        """Close the listening socket: connections to the port are refused from now on."""
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
+        super().__init__(ThreadingHTTPServer(("127.0.0.1", port), Handler))
 
 
-class HangUp:
+class HangUp(Listener):
     """An instance that reads each request and closes the connection without a word."""
 
     def __init__(self) -> None:
@@ -94,17 +101,7 @@ class HangUp:
             def handle(self) -> None:
                 self.request.recv(65536)
 
-        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
-        self.port: int = self.server.server_address[1]
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
+        super().__init__(socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler))
 
 
 class Clock:
