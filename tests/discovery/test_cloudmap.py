@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError
 from mypy_boto3_servicediscovery import ServiceDiscoveryClient
 
 from fogbank.discovery import is_cloud_map
+from fogbank.discovery._cloudmap import OPERATIONS
 from tests.discovery.conftest import ACCOUNT, ApiThread
 
 T = "Route53AutoNaming_v20170314."
@@ -415,3 +416,7 @@ def test_is_cloud_map_routes_by_target() -> None:
     assert not is_cloud_map(scope((b"x-amz-target", b"AWSLambda.Invoke")))
     assert not is_cloud_map(scope((b"content-type", b"application/x-amz-json-1.1")))
     assert not is_cloud_map({"type": "lifespan"})
+
+
+def test_every_operation_of_botocores_model_is_served(sd: ServiceDiscoveryClient) -> None:
+    assert sorted(OPERATIONS) == sorted(sd.meta.service_model.operation_names)

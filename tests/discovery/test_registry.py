@@ -358,6 +358,17 @@ def test_ensure_service_finds_or_creates(registry: Registry) -> None:
     assert registry.get_service(web.id) == web
 
 
+def test_a_template_may_rename_into_a_dropped_resources_name(registry: Registry) -> None:
+    renamed = DiscoveryServiceSpec("Renamed", "plain", "Web")
+    registry.apply_template([SHOP, WEB], [ORDERS, renamed, PROBED])
+    assert registry.find_service("web", "plain") == registry.get_service(renamed.service_id)
+    assert [s.id for s in registry.services()] == [
+        ORDERS.service_id,
+        PROBED.service_id,
+        renamed.service_id,
+    ]
+
+
 def test_apply_template_updates_and_removes_unused_resources(registry: Registry) -> None:
     registry.register_instance(PLAIN.service_id, "keep", {})
     heard: list[str] = []
@@ -393,6 +404,14 @@ def test_apply_template_refuses_invalid_resources_whole() -> None:
     with pytest.raises(TemplateError) as exc:
         registry.apply_template([WEB], [bad])
     assert str(exc.value) == "resource Bad: A service in an HTTP namespace cannot have DNS records."
+    twin = NamespaceSpec("Twin", "WEB.", NamespaceType.HTTP)
+    with pytest.raises(
+        TemplateError, match=r"resource Twin: namespace name WEB\. is taken by namespace ns-"
+    ):
+        registry.apply_template([WEB, twin], [])
+    again = DiscoveryServiceSpec("Again", "plain", "Web")
+    with pytest.raises(TemplateError, match="resource Again: service name plain is taken in web"):
+        registry.apply_template([WEB], [PLAIN, again])
     lost = DiscoveryServiceSpec("Lost", "lost", "Nowhere")
     with pytest.raises(TemplateError, match="resource Lost: namespace Nowhere is not in"):
         registry.apply_template([WEB], [lost])

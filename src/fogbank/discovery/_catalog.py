@@ -30,6 +30,7 @@ from fogbank.discovery._rules import (
     check_namespace_name,
     check_ttl,
     invalid,
+    name_key,
 )
 from fogbank.discovery._services import Entry, build_service
 from fogbank.model import (
@@ -85,12 +86,12 @@ class Catalog:
     # -- name indexes (what DNS and discovery look up) ---------------------------------------------
     def _indexes(self) -> tuple[dict[str, str], dict[str, Service]]:
         if self._index is None:
-            names = {ns.name.rstrip(".").lower(): ns.id for ns in self._namespaces.values()}
+            names = {name_key(ns.name): ns.id for ns in self._namespaces.values()}
             hosts: dict[str, Service] = {}
             for entry in self._entries.values():
                 namespace = self._namespaces.get(entry.service.namespace_id)
                 if namespace is not None:
-                    host = f"{entry.service.name}.{namespace.name}".rstrip(".").lower()
+                    host = name_key(f"{entry.service.name}.{namespace.name}")
                     hosts[host] = entry.service
             self._index = (names, hosts)
         return self._index
@@ -137,7 +138,7 @@ class Catalog:
         check_description(description)
         if soa_ttl is not None:
             check_ttl(soa_ttl, "The SOA")
-        existing_id = self._namespace_names().get(name.rstrip(".").lower())
+        existing_id = self._namespace_names().get(name_key(name))
         if existing_id is not None:
             existing = self._namespaces[existing_id]
             if creator_request_id and existing.creator_request_id == creator_request_id:
@@ -284,7 +285,7 @@ class Catalog:
         """`CreateService`; a duplicate name in the namespace is `ServiceAlreadyExists` (a retry
         with the same `creator_request_id` gets the service back)."""
         namespace = self.get_namespace(namespace_id)
-        existing = self._hosts().get(f"{name}.{namespace.name}".rstrip(".").lower())
+        existing = self._hosts().get(name_key(f"{name}.{namespace.name}"))
         if existing is not None and existing.namespace_id == namespace_id:
             if creator_request_id and existing.creator_request_id == creator_request_id:
                 return existing

@@ -18,17 +18,55 @@ import orjson
 
 from fogbank._asgi import BodyTooLarge, ClientGone, Receive, Scope, Send, lifespan, read_body
 from fogbank._errors import FogbankError
-from fogbank.discovery._cloudmap_instances import OPERATIONS
+from fogbank.discovery import _cloudmap_instances as instances
+from fogbank.discovery import _cloudmap_operations as resources
+from fogbank.discovery._cloudmap_operations import Handler
 from fogbank.discovery._records import CloudMapError
 from fogbank.discovery._registry import Registry
+from fogbank.model import NamespaceType
 
 TARGET_PREFIX = "Route53AutoNaming_v20170314."
 MAX_BODY = 1024 * 1024
-"""Cloud Map's requests are small; a megabyte leaves room for 1,000 attributes-heavy calls."""
+"""Far above any valid request (the largest, `RegisterInstance`, carries 5,000 characters of
+attributes); a bigger body is refused as soon as it passes the limit."""
 _CONTENT_TYPE = b"application/x-amz-json-1.1"
 _PREFIX = TARGET_PREFIX.encode()
 
 log = logging.getLogger("fogbank.discovery.api")
+
+OPERATIONS: dict[str, Handler] = {
+    "CreateHttpNamespace": resources.create_namespace(NamespaceType.HTTP),
+    "CreatePrivateDnsNamespace": resources.create_namespace(NamespaceType.DNS_PRIVATE),
+    "CreatePublicDnsNamespace": resources.create_namespace(NamespaceType.DNS_PUBLIC),
+    "CreateService": resources.create_service,
+    "DeleteNamespace": resources.delete_namespace,
+    "DeleteService": resources.delete_service,
+    "DeleteServiceAttributes": resources.delete_service_attributes,
+    "DeregisterInstance": instances.deregister_instance,
+    "DiscoverInstances": instances.discover_instances,
+    "DiscoverInstancesRevision": instances.discover_instances_revision,
+    "GetInstance": instances.get_instance,
+    "GetInstancesHealthStatus": instances.get_instances_health_status,
+    "GetNamespace": resources.get_namespace,
+    "GetOperation": instances.get_operation,
+    "GetService": resources.get_service,
+    "GetServiceAttributes": resources.get_service_attributes,
+    "ListInstances": instances.list_instances,
+    "ListNamespaces": resources.list_namespaces,
+    "ListOperations": instances.list_operations,
+    "ListServices": resources.list_services,
+    "ListTagsForResource": instances.list_tags_for_resource,
+    "RegisterInstance": instances.register_instance,
+    "TagResource": instances.tag_resource,
+    "UntagResource": instances.untag_resource,
+    "UpdateHttpNamespace": resources.update_namespace(NamespaceType.HTTP),
+    "UpdateInstanceCustomHealthStatus": instances.update_instance_custom_health_status,
+    "UpdatePrivateDnsNamespace": resources.update_namespace(NamespaceType.DNS_PRIVATE),
+    "UpdatePublicDnsNamespace": resources.update_namespace(NamespaceType.DNS_PUBLIC),
+    "UpdateService": resources.update_service,
+    "UpdateServiceAttributes": resources.update_service_attributes,
+}
+"""Every operation of botocore's `servicediscovery` model, by name."""
 
 
 def is_cloud_map(scope: Scope) -> bool:

@@ -6,30 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from fogbank.discovery import _cloudmap_views as views
-from fogbank.discovery._cloudmap_operations import (
-    Handler,
-    create_namespace,
-    create_service,
-    delete_namespace,
-    delete_service,
-    delete_service_attributes,
-    get_namespace,
-    get_service,
-    get_service_attributes,
-    list_namespaces,
-    list_services,
-    paginate,
-    read_filters,
-    select,
-    update_namespace,
-    update_service,
-    update_service_attributes,
-)
+from fogbank.discovery._cloudmap_operations import paginate, read_filters, select
 from fogbank.discovery._cloudmap_views import Body, enum, text
 from fogbank.discovery._records import CloudMapError, HealthFilter, HealthStatus, Owner
 from fogbank.discovery._registry import Registry
 from fogbank.discovery._rules import invalid
-from fogbank.model import NamespaceType
 
 _HEALTH_FILTERS = tuple(member.value for member in HealthFilter)
 
@@ -169,38 +150,3 @@ def list_tags_for_resource(registry: Registry, body: Body) -> Body:
     arn = text(body, "ResourceARN", required=True, limit=1011)
     registry.resource_for_arn(arn)
     return {"Tags": views.tags_view(registry.tags.get(arn))}
-
-
-OPERATIONS: dict[str, Handler] = {
-    "CreateHttpNamespace": create_namespace(NamespaceType.HTTP),
-    "CreatePrivateDnsNamespace": create_namespace(NamespaceType.DNS_PRIVATE),
-    "CreatePublicDnsNamespace": create_namespace(NamespaceType.DNS_PUBLIC),
-    "CreateService": create_service,
-    "DeleteNamespace": delete_namespace,
-    "DeleteService": delete_service,
-    "DeleteServiceAttributes": delete_service_attributes,
-    "DeregisterInstance": deregister_instance,
-    "DiscoverInstances": discover_instances,
-    "DiscoverInstancesRevision": discover_instances_revision,
-    "GetInstance": get_instance,
-    "GetInstancesHealthStatus": get_instances_health_status,
-    "GetNamespace": get_namespace,
-    "GetOperation": get_operation,
-    "GetService": get_service,
-    "GetServiceAttributes": get_service_attributes,
-    "ListInstances": list_instances,
-    "ListNamespaces": list_namespaces,
-    "ListOperations": list_operations,
-    "ListServices": list_services,
-    "ListTagsForResource": list_tags_for_resource,
-    "RegisterInstance": register_instance,
-    "TagResource": tag_resource,
-    "UntagResource": untag_resource,
-    "UpdateHttpNamespace": update_namespace(NamespaceType.HTTP),
-    "UpdateInstanceCustomHealthStatus": update_instance_custom_health_status,
-    "UpdatePrivateDnsNamespace": update_namespace(NamespaceType.DNS_PRIVATE),
-    "UpdatePublicDnsNamespace": update_namespace(NamespaceType.DNS_PUBLIC),
-    "UpdateService": update_service,
-    "UpdateServiceAttributes": update_service_attributes,
-}
-"""Every operation of botocore's `servicediscovery` model, by name."""

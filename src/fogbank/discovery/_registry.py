@@ -43,6 +43,7 @@ from fogbank.discovery._rules import (
     check_instance_id,
     initial_health,
     invalid,
+    name_key,
 )
 from fogbank.discovery._services import Entry, implicit_records, template_changes
 from fogbank.model import DiscoveryServiceSpec, Identity, NamespaceSpec, NamespaceType
@@ -108,10 +109,10 @@ class Registry(Catalog):
     # -- reads used by DNS, the gateway and the supervisor ---------------------------------------
     def resolve_name(self, host: str) -> Service | None:
         """The service a `service.namespace` host name names (case-insensitive), or None."""
-        return self._hosts().get(host.rstrip(".").lower())
+        return self._hosts().get(name_key(host))
 
     def find_service(self, namespace_name: str, service_name: str) -> Service | None:
-        return self._hosts().get(f"{service_name}.{namespace_name}".rstrip(".").lower())
+        return self._hosts().get(name_key(f"{service_name}.{namespace_name}"))
 
     def instances(self, service_id: str) -> Sequence[Instance]:
         """Every instance of a service, in registration order."""
@@ -177,7 +178,7 @@ class Registry(Catalog):
     def _discovered(self, namespace_name: str, service_name: str) -> Entry:
         service = self.find_service(namespace_name, service_name)
         if service is None:
-            if namespace_name.rstrip(".").lower() not in self._namespace_names():
+            if name_key(namespace_name) not in self._namespace_names():
                 raise CloudMapError("NamespaceNotFound", f"Namespace {namespace_name} not found.")
             raise CloudMapError("ServiceNotFound", f"Service {service_name} not found.")
         return self._entry(service.id)
@@ -360,17 +361,19 @@ class Registry(Catalog):
             elif entry.service != service:
                 entry.service = service
                 changed.append(service.id)
-        for entry in plan.gone_services:
-            self._drop_service(entry)
+        for gone in plan.gone_services:
+            self._drop_service(self._entries[gone.id])
         for namespace in plan.gone_namespaces:
             self._drop_namespace(namespace)
         self._index = None
         return changed
 
     def _create_implicit(self, namespace_name: str, service_name: str) -> Service:
-        namespace_id = self._namespace_names().get(namespace_name.rstrip(".").lower())
+        namespace_id = self._namespace_names().get(name_key(namespace_name))
         existing = self._namespaces.get(namespace_id) if namespace_id else None
-        namespace, service = implicit_records(self, existing, namespace_name, service_name)
+        namespace, service = implicit_records(
+            self, existing, namespace_name, service_name, self._clock()
+        )
         if existing is None:
             self._put_namespace(namespace, DEFAULT_SOA_TTL)
             self._implicit.add(namespace.id)

@@ -48,6 +48,12 @@ def invalid(message: str) -> CloudMapError:
     return CloudMapError("InvalidInput", message)
 
 
+def name_key(name: str) -> str:
+    """A namespace or `service.namespace` name as lookups compare it (DNS names):
+    case-insensitive, without the root's trailing dot."""
+    return name.rstrip(".").lower()
+
+
 def check_namespace_name(name: str, kind: NamespaceType) -> None:
     if kind is NamespaceType.DNS_PUBLIC:
         pattern = _PUBLIC_NAMESPACE_NAME

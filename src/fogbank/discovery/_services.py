@@ -17,6 +17,7 @@ from fogbank.discovery._rules import (
     check_namespace_name,
     check_service_name,
     invalid,
+    name_key,
 )
 from fogbank.model import (
     DiscoveryServiceSpec,
@@ -136,7 +137,7 @@ class TemplatePlan:
 
     namespaces: list[Namespace] = field(default_factory=list)
     services: list[Service] = field(default_factory=list)
-    gone_services: list[Entry] = field(default_factory=list)
+    gone_services: list[Service] = field(default_factory=list)
     gone_namespaces: list[Namespace] = field(default_factory=list)
 
 
@@ -151,36 +152,31 @@ def template_changes(
     names it), then plan the changes. A resource of an earlier template that the new one drops
     is removed unless it is in use (a namespace with services, a service with instances)."""
     plan = TemplatePlan()
-    planned: dict[str, Namespace] = {}
-    wanted_services = {spec.service_id for spec in services}
-    wanted_namespaces = {spec.namespace_id for spec in namespaces}
-    # A template resource about to be replaced does not hold its name against the new one.
+    old_namespaces = {ns.id: ns for ns in catalog.namespaces()}
+    old_services = {s.id: s for s in catalog.services()}
+    wanted = {spec.namespace_id for spec in namespaces} | {spec.service_id for spec in services}
+    # A template resource about to be dropped does not hold its name against the new ones.
+    records: list[Namespace | Service] = [*old_namespaces.values(), *old_services.values()]
     replaced = {
-        *{
-            ns.id
-            for ns in catalog.namespaces()
-            if ns.from_template and ns.id not in implicit and ns.id not in wanted_namespaces
-        },
-        *{
-            s.id
-            for s in catalog.services()
-            if s.from_template and s.id not in implicit and s.id not in wanted_services
-        },
+        record.id
+        for record in records
+        if record.from_template and record.id not in implicit and record.id not in wanted
     }
-    names = {ns.name.rstrip(".").lower(): ns.id for ns in catalog.namespaces()}
+    names = {name_key(ns.name): ns.id for ns in old_namespaces.values() if ns.id not in replaced}
+    planned: dict[str, Namespace] = {}
     for ns_spec in namespaces:
         try:
             check_namespace_name(ns_spec.name, ns_spec.type)
             check_description(ns_spec.description)
         except CloudMapError as exc:
             raise TemplateError(exc.message, resource=ns_spec.logical_id) from None
-        holder = names.get(ns_spec.name.rstrip(".").lower())
-        if holder not in (None, ns_spec.namespace_id) and holder not in replaced:
+        holder = names.setdefault(name_key(ns_spec.name), ns_spec.namespace_id)
+        if holder != ns_spec.namespace_id:
             raise TemplateError(
                 f"namespace name {ns_spec.name} is taken by namespace {holder}",
                 resource=ns_spec.logical_id,
             )
-        old = catalog._namespaces.get(ns_spec.namespace_id)
+        old = old_namespaces.get(ns_spec.namespace_id)
         planned[ns_spec.namespace_id] = Namespace(
             id=ns_spec.namespace_id,
             arn=catalog.namespace_arn(ns_spec.namespace_id),
@@ -193,22 +189,26 @@ def template_changes(
             from_template=True,
         )
     plan.namespaces = list(planned.values())
-    hosts = catalog._hosts()
+    every_namespace = {**old_namespaces, **planned}
+    hosts = {
+        name_key(f"{s.name}.{every_namespace[s.namespace_id].name}"): s.id
+        for s in old_services.values()
+        if s.id not in replaced and s.namespace_id in every_namespace
+    }
     for spec in services:
-        namespace_id = discovery_id("ns", spec.namespace_logical_id)
-        namespace = planned.get(namespace_id) or catalog._namespaces.get(namespace_id)
+        namespace = every_namespace.get(discovery_id("ns", spec.namespace_logical_id))
         if namespace is None:
             raise TemplateError(
                 f"namespace {spec.namespace_logical_id} is not in the template",
                 resource=spec.logical_id,
             )
-        taken = hosts.get(f"{spec.name}.{namespace.name}".rstrip(".").lower())
-        if taken is not None and taken.id != spec.service_id and taken.id not in replaced:
+        holder = hosts.setdefault(name_key(f"{spec.name}.{namespace.name}"), spec.service_id)
+        if holder != spec.service_id:
             raise TemplateError(
-                f"service name {spec.name} is taken in {namespace.name} by service {taken.id}",
+                f"service name {spec.name} is taken in {namespace.name} by service {holder}",
                 resource=spec.logical_id,
             )
-        old_entry = catalog._entries.get(spec.service_id)
+        old_service = old_services.get(spec.service_id)
         try:
             service = build_service(
                 spec.service_id,
@@ -221,37 +221,36 @@ def template_changes(
                 custom_health_failure_threshold=spec.custom_health_failure_threshold,
                 description=spec.description,
                 type=spec.type,
-                created=old_entry.service.created if old_entry else now,
+                created=old_service.created if old_service else now,
                 from_template=True,
             )
         except CloudMapError as exc:
             raise TemplateError(exc.message, resource=spec.logical_id) from None
         plan.services.append(service)
-    kept: set[str] = set()
-    for entry in catalog._entries.values():
-        if entry.service.id in replaced:
-            if entry.instances:
-                kept.add(entry.service.namespace_id)
-            else:
-                plan.gone_services.append(entry)
+    in_use = {service.namespace_id for service in plan.services}
+    for service in old_services.values():
+        if service.id in replaced and not catalog.instance_count(service.id):
+            plan.gone_services.append(service)
         else:
-            kept.add(entry.service.namespace_id)
-    kept.update(service.namespace_id for service in plan.services)
+            in_use.add(service.namespace_id)
     plan.gone_namespaces = [
-        ns for ns in catalog.namespaces() if ns.id in replaced and ns.id not in kept
+        ns for ns in old_namespaces.values() if ns.id in replaced and ns.id not in in_use
     ]
     return plan
 
 
 def implicit_records(
-    catalog: Catalog, namespace: Namespace | None, namespace_name: str, service_name: str
+    catalog: Catalog,
+    namespace: Namespace | None,
+    namespace_name: str,
+    service_name: str,
+    now: float,
 ) -> tuple[Namespace, Service]:
     """`ensure_service`'s records: a service with A and SRV records (TTL 10 s) and custom
     health, in `namespace`, or in a new DNS_PRIVATE namespace when that is None.
 
     The ids derive from the names, so a binding finds the same ids after a restart (and the API
     instances stored in such a service come back to it)."""
-    now = catalog._clock()
     if namespace is None:
         check_namespace_name(namespace_name, NamespaceType.DNS_PRIVATE)
         namespace_id = discovery_id("ns", f"fogbank:{namespace_name.lower()}")
