@@ -416,3 +416,31 @@ def test_the_registry_survives_a_restart(
         api.run(lambda: api.registry.get_instance(service_id, "i-1").health)
         is HealthStatus.UNHEALTHY
     )
+
+
+def test_a_failed_write_changes_nothing(
+    sd: ServiceDiscoveryClient, api: ApiThread, tmp_path: Path
+) -> None:
+    path = tmp_path / "discovery.sqlite"
+    registry = api.reopen(path)
+    service_id = orders(sd)
+    store = registry._store
+    assert store is not None
+    api.run(store.close)  # every later write fails, as on a vanished disk
+    response = httpx.post(
+        api.url + "/",
+        headers={"X-Amz-Target": "Route53AutoNaming_v20170314.RegisterInstance"},
+        content=b'{"ServiceId": "%s", "InstanceId": "i-1", "Attributes": {"AWS_INSTANCE_IPV4": '
+        b'"10.0.0.1", "AWS_INSTANCE_PORT": "80"}}' % service_id.encode(),
+    )
+    assert response.status_code == 500
+    error = response.json()
+    assert error["__type"] == "InternalFailure"
+    assert error["Message"].startswith(f"{path}: the discovery registry's state cannot be written")
+    assert sd.list_instances(ServiceId=service_id)["Instances"] == []
+    assert (
+        sd.discover_instances_revision(NamespaceName="shop.local", ServiceName="orders")[
+            "InstancesRevision"
+        ]
+        == 0
+    )
