@@ -4,6 +4,7 @@ scratch directory, and the test app (`app.py`) run as real processes."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -22,7 +23,7 @@ from fogbank.model import (
     RegistryBinding,
     ServiceSpec,
 )
-from fogbank.services import RestartPolicy, Supervisor
+from fogbank.services import RestartPolicy, RolloutState, Supervisor
 
 APP = Path(__file__).parent / "app.py"
 FAST = RestartPolicy(initial_s=0.1, max_s=0.4, reset_after_s=5.0)
@@ -45,6 +46,17 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+def gone(pid: int) -> bool:
+    """The process has ended: no such pid, or a zombie (whose reaper, when it is the container's
+    init, may take its time)."""
+    try:
+        os.kill(pid, 0)
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (ProcessLookupError, FileNotFoundError):
+        return True
+    return stat[stat.rfind(")") + 2] == "Z"
 
 
 def http_check(**overrides: Any) -> HealthCheck:
@@ -91,6 +103,15 @@ class Harness:
 
     async def apply(self, *specs: ServiceSpec) -> None:
         await self.supervisor.apply({spec.name: spec for spec in specs})
+
+    async def settled(self, name: str = "web") -> None:
+        """Wait until the service's deployment has COMPLETED (its desired count healthy)."""
+
+        def completed() -> bool:
+            found = self.supervisor.service_status(name)
+            return found is not None and found.rollout is RolloutState.COMPLETED
+
+        await eventually(completed, f"{name}'s deployment to complete")
 
     def service_id(self, name: str = "web") -> str:
         return self.registry.ensure_service("shop.local", name).id

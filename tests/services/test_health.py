@@ -15,6 +15,8 @@ from fogbank.model import HealthCheck, HealthCheckKind
 from fogbank.services import InstanceHealth
 from fogbank.services._health import HealthChange, HealthTracker, probe
 
+from .conftest import eventually, gone
+
 pytestmark = pytest.mark.anyio
 
 CHECK = HealthCheck(
@@ -168,20 +170,7 @@ async def test_a_hanging_command_probe_is_killed_at_its_timeout(tmp_path: Path) 
     )
     # The check's own child went with it.
     child = int(pid_file.read_text())
-    for _ in range(100):
-        if _state(child) in ("gone", "Z"):
-            break
-        await asyncio.sleep(0.02)
-    else:
-        raise AssertionError("the health check's child is still running")
-
-
-def _state(pid: int) -> str:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return "gone"
-    return stat[stat.rfind(")") + 2 :].split()[0]
+    await eventually(lambda: gone(child), "the check's child's end")
 
 
 async def test_a_missing_probe_command_is_reported(tmp_path: Path) -> None:

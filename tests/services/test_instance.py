@@ -21,19 +21,11 @@ from fogbank.services._instance import (
     environment_for,
     new_instance_id,
 )
-from fogbank.services._ports import PidFiles, PortAllocator, says_port_in_use
+from fogbank.services._ports import PidFiles, PortAllocator, port_in_use_line
 
-from .conftest import eventually
+from .conftest import eventually, gone
 
 pytestmark = pytest.mark.anyio
-
-
-def gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 def test_port_references_are_replaced_in_every_argument() -> None:
@@ -147,15 +139,7 @@ async def test_terminate_escalates_to_sigkill_and_leaves_no_child(tmp_path: Path
     assert await process.wait() == -signal.SIGKILL
     await process.finish()
     assert gone(leader)
-    await eventually(lambda: gone(child) or _zombie(child), "the child's end")
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat[stat.rfind(")") + 2] == "Z"
+    await eventually(lambda: gone(child), "the child's end")
 
 
 def test_ports_are_never_handed_out_twice() -> None:
@@ -168,9 +152,11 @@ def test_ports_are_never_handed_out_twice() -> None:
 
 
 def test_port_in_use_messages_are_recognised() -> None:
-    assert says_port_in_use([b"OSError: [Errno 98] Address already in use"])
-    assert says_port_in_use([b"Error: listen EADDRINUSE: address already in use :::3000"])
-    assert not says_port_in_use([b"listening on 3000"])
+    python = b"OSError: [Errno 98] Address already in use"
+    assert port_in_use_line([b"Traceback", python, b"more"]) == python
+    node = b"Error: listen EADDRINUSE: address already in use :::3000"
+    assert port_in_use_line([node]) == node
+    assert port_in_use_line([b"listening on 3000"]) is None
 
 
 def test_reap_kills_what_a_dead_node_left_and_spares_a_live_nodes(tmp_path: Path) -> None:

@@ -67,15 +67,14 @@ def command_for(command: tuple[str, ...], port: int) -> list[str]:
 def environment_for(spec: ServiceSpec, *, instance_id: str, port: int, zone: str) -> dict[str, str]:
     """An instance's whole environment: a few host variables, the service's, then fogbank's.
 
-    The directory of fogbank's own interpreter ends the search path, so that tools installed
-    beside fogbank (uvicorn, say) are found even when that environment is not activated.
+    The directory of fogbank's own interpreter starts the search path, as if its virtual
+    environment were activated: `python` and the tools installed beside fogbank (uvicorn, say)
+    are fogbank's even when that environment is not activated (`.venv/bin/fogbank up`).
     """
     env = {k: os.environ[k] for k in _INHERITED if k in os.environ}
-    path = env.get("PATH", "/usr/local/bin:/usr/bin:/bin").split(os.pathsep)
     own_bin = str(Path(sys.executable).parent)
-    if own_bin not in path:
-        path.append(own_bin)
-    env["PATH"] = os.pathsep.join(path)
+    path = env.get("PATH", "/usr/local/bin:/usr/bin:/bin").split(os.pathsep)
+    env["PATH"] = os.pathsep.join([own_bin, *(p for p in path if p != own_bin)])
     # Python services print line by line, so `fogbank logs` shows output as it is written.
     env["PYTHONUNBUFFERED"] = "1"
     env.update(spec.environment)

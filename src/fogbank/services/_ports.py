@@ -46,9 +46,9 @@ class PortAllocator:
         return frozenset(self._held)
 
 
-def says_port_in_use(lines: Iterable[bytes]) -> bool:
-    """Whether a process's last output says that its port was already taken."""
-    return any(_IN_USE.search(line) for line in lines)
+def port_in_use_line(lines: Iterable[bytes]) -> bytes | None:
+    """The line of a process's last output that says a port it wanted was taken, if any."""
+    return next((line for line in lines if _IN_USE.search(line)), None)
 
 
 def _start_time(pid: int) -> str | None:

@@ -30,7 +30,7 @@ from fogbank.services._instance import (
     environment_for,
     new_instance_id,
 )
-from fogbank.services._ports import PidFiles, PortAllocator, says_port_in_use
+from fogbank.services._ports import PidFiles, PortAllocator, port_in_use_line
 from fogbank.services._rollout import Backoff, Member, RestartPolicy, Rollout, plan, steady
 from fogbank.services._status import InstanceStatus, ServiceStatus
 
@@ -118,7 +118,12 @@ class ServiceScheduler:
         loop = asyncio.get_running_loop()
         while True:
             self._wake.clear()
-            delay = self._reconcile(loop.time())
+            try:
+                delay = self._reconcile(loop.time())
+            except Exception:
+                # A bug here must not end the supervision of the service for good.
+                log.exception("service %s: scheduling failed; trying again in 1 s", self.name)
+                delay = 1.0
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
                     await self._wake.wait()
@@ -172,7 +177,12 @@ class ServiceScheduler:
     # -- one instance -----------------------------------------------------------------------------
     def _launch(self, spec: ServiceSpec, now: float) -> None:
         instance_id = new_instance_id()
-        port = self._ports.allocate()
+        try:
+            port = self._ports.allocate()
+        except OSError as exc:
+            wait = self._count_failure()
+            self._note(f"cannot start an instance: {exc}; next start in {wait:g} s", warn=True)
+            return
         prefix = f"[{instance_id}] ".encode()
         process = InstanceProcess(
             spec,
@@ -236,12 +246,16 @@ class ServiceScheduler:
             self._note(f"instance {process.id} stopped ({describe_exit(returncode)})")
             return
         reason = describe_exit(returncode)
-        if says_port_in_use(process.tail):
-            reason = f"port {process.port} already in use ({reason})"
+        # The last thing a process that gives up prints is most often why (a signal says
+        # nothing of the kind).
         last = next((line for line in reversed(process.tail) if line.strip()), b"")
-        if last:
+        in_use = port_in_use_line(process.tail)
+        if in_use is not None:
+            reason = f"port already in use ({reason}; it was given $PORT={process.port})"
+            last = in_use
+        if last and returncode > 0:
             reason += f": {last.decode(errors='replace').strip()[:200]}"
-        self._report(member, f"exited with {reason}", wait)
+        self._report(member, f"ended: {reason}", wait)
 
     async def _check(self, member: _Member) -> None:
         process, tracker = member.process, member.tracker
@@ -366,6 +380,7 @@ class ServiceScheduler:
                 revision=m.process.revision,
                 state=m.process.state,
                 health=m.tracker.health,
+                health_reason="" if m.tracker.healthy else m.tracker.reason,
                 started_at=m.started_at,
                 replacing=m.replace,
             )

@@ -23,6 +23,8 @@ class InstanceStatus:
     """The `ServiceSpec.revision` it was started from."""
     state: InstanceState
     health: InstanceHealth
+    health_reason: str
+    """Why the last check failed, while the instance is not HEALTHY ("" otherwise)."""
     started_at: float
     """Wall-clock time (seconds since the epoch) of its start."""
     replacing: bool = False
