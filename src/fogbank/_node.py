@@ -17,6 +17,7 @@ import uvicorn
 from fogbank._errors import ConfigError
 from fogbank.admin import PREFIXES, AdminControl, AdminStore, admin_api
 from fogbank.config import NodeConfig
+from fogbank.discovery import CloudMapApi, DnsServer, Registry, is_cloud_map
 from fogbank.functions._async import AsyncInvoker
 from fogbank.functions._invoke_api import InvokeApi
 from fogbank.functions._local import LocalInvoker
@@ -25,6 +26,7 @@ from fogbank.functions._reload import CodeWatcher, Reload
 from fogbank.functions._traffic import AliasShifter, Shift
 from fogbank.gateway import Gateway
 from fogbank.model import App
+from fogbank.services import Supervisor
 from fogbank.store import Clock, SqliteEventQueue, check_stores, close_stores, open_stores
 
 log = logging.getLogger("fogbank")
@@ -36,7 +38,8 @@ SHUTDOWN_GRACE_S = 10
 def bind_socket(host: str, port: int) -> socket.socket:
     """Bind a listening TCP socket, turning "address in use" into one clear line."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio then turns Nagle off (keep-alive answers would wait ~40 ms).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -96,15 +99,19 @@ class _Server:
 
 
 class ControlPlane:
-    """The control port: the admin API's paths go to it, everything else to the Lambda API."""
+    """The control port: AWS JSON calls with a Cloud Map target go to the Cloud Map API, the
+    admin API's paths to it, everything else to the Lambda API."""
 
-    def __init__(self, lambda_api: Any, admin: Any) -> None:
+    def __init__(self, lambda_api: Any, admin: Any, cloud_map: Any) -> None:
         self.lambda_api = lambda_api
         self.admin = admin
+        self.cloud_map = cloud_map
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"].startswith(PREFIXES):
             await self.admin(scope, receive, send)
+        elif scope["type"] == "http" and is_cloud_map(scope):
+            await self.cloud_map(scope, receive, send)
         else:
             await self.lambda_api(scope, receive, send)
 
@@ -143,6 +150,19 @@ class Node:
             self.current_app, self.invoker, self.async_invoker, config.identity
         )
         self.stores = open_stores(config, clock)
+        self.registry = Registry(config.identity, config.state_dir / "registry.sqlite3")
+        self.supervisor = Supervisor(
+            self.registry,
+            self.logs,
+            zone=config.zone_name,
+            run_dir=config.state_dir / "services",
+            host=_reachable(config.host),
+        )
+        self.dns = (
+            DnsServer(self.registry, config.dns_host, config.dns_port)
+            if config.dns_port is not None
+            else None
+        )
         self.admin_token = config.admin_token or secrets.token_urlsafe(24)
         """The admin API's token; a random one when the config names none (never open)."""
         self.gateway = Gateway(
@@ -154,6 +174,8 @@ class Node:
             account_throttle=config.account_throttle,
             iam_credentials=config.iam_credentials,
             admin_token=self.admin_token,
+            registry=self.registry,
+            zone=config.zone_name,
         )
         self.admin = AdminControl(
             AdminStore(config.state_dir / "admin.sqlite3"), app, self.current_app, self.deploy
@@ -174,6 +196,7 @@ class Node:
                 flush_cache=self.gateway.flush_stage_cache,
                 endpoint=lambda api_id: f"http://{api_id}.execute-api.localhost:{self.port}",
             ),
+            CloudMapApi(self.registry),
         )
         self._shifting: set[asyncio.Task[list[str]]] = set()
         self._control: _Server | None = None
@@ -207,13 +230,15 @@ class Node:
 
     @property
     def url(self) -> str:
-        host = self.config.host if self.config.host not in ("0.0.0.0", "::") else "127.0.0.1"
-        return f"http://{host}:{self.port}"
+        return f"http://{_reachable(self.config.host)}:{self.port}"
 
     async def deploy(self, app: App) -> None:
-        """Swap in a new app; environments of changed function versions are replaced lazily."""
+        """Swap in a new app; environments of changed function versions are replaced lazily,
+        services whose spec changed roll over to the new one."""
         self.app = app
+        self.registry.apply_template(app.namespaces.values(), app.discovery_services.values())
         await self.invoker.provision(app)
+        await self.supervisor.apply(app.services)
 
     async def start(self) -> None:
         control_sock = bind_socket(self.config.control_host, self.config.control_port)
@@ -224,6 +249,19 @@ class Node:
             raise
         try:
             await check_stores(self.stores, self.config.redis_url)
+            control = (
+                f"http://{_reachable(self.config.control_host)}:{control_sock.getsockname()[1]}"
+            )
+            # Functions find services through the Cloud Map API (boto3 reads this variable too).
+            self.invoker.node_variables.update(
+                AWS_ENDPOINT_URL_SERVICEDISCOVERY=control,
+                AVAILABILITY_ZONE=self.config.zone_name,
+            )
+            self.registry.apply_template(
+                self.app.namespaces.values(), self.app.discovery_services.values()
+            )
+            if self.dns is not None:
+                await self.dns.start()
             # The admin API's records and frozen versions are laid over the template first.
             self.app = await self.shifter.prepare(await self.admin.start())
             await self.invoker.start()
@@ -234,6 +272,8 @@ class Node:
             await self._control.start()
             self._data = _Server(self.gateway.asgi, data_sock)
             await self._data.start()
+            await self.supervisor.start()
+            await self.supervisor.apply(self.app.services)
         except BaseException:
             control_sock.close()
             data_sock.close()
@@ -251,10 +291,14 @@ class Node:
         await asyncio.gather(*(s.stop() for s in servers))
         self._data = self._control = None
         await self.gateway.close()
+        await self.supervisor.stop()
+        if self.dns is not None:
+            await self.dns.stop()
         await self.async_invoker.stop()
         await self.invoker.stop()
         await self.queue.close()
         self.admin.close()
+        self.registry.close()
         await close_stores(self.stores)
 
     async def __aenter__(self) -> Node:
@@ -268,6 +312,11 @@ class Node:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
+
+
+def _reachable(host: str) -> str:
+    """The address clients use for a listening host (a wildcard bind is reached on loopback)."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
 
 
 @contextlib.asynccontextmanager

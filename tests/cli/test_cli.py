@@ -177,9 +177,15 @@ def test_up_serves_and_stops_gracefully(project: Path) -> None:
             [FOGBANK, "logs", "Greeter", "--follow"], cwd=project, stdout=subprocess.PIPE
         )
         client.invoke(FunctionName="Greeter", Payload=b'{"name": "Eve"}')
-        time.sleep(0.8)
+        # Read what `logs --follow` prints until both lines came (it starts in ~1 s on a
+        # loaded machine), then interrupt it: it must stop cleanly.
+        assert follow.stdout is not None
+        followed, deadline = "", time.monotonic() + 30
+        while "greeting Eve" not in followed and time.monotonic() < deadline:
+            followed += follow.stdout.readline().decode()
         follow.send_signal(signal.SIGINT)
-        followed = follow.communicate(timeout=10)[0].decode()
+        follow.communicate(timeout=10)
+        assert follow.returncode == 0
         assert "greeting Di" in followed
         assert "greeting Eve" in followed
     finally:

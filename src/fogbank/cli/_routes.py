@@ -7,14 +7,25 @@ from rich.table import Table
 from fogbank.model import DEFAULT_ROUTE, DEFAULT_STAGE, ApiKind, App, IntegrationType, Route
 
 
-def _target(route: Route) -> str:
+def _target(route: Route, app: App) -> str:
     integration = route.integration
     if integration.type is IntegrationType.AWS_PROXY:
         name = integration.function_name or "?"
         return f"λ {name}" + (f":{integration.qualifier}" if integration.qualifier else "")
+    if integration.cloud_map_service is not None:
+        return f"⇄ {_cloud_map_name(app, integration.cloud_map_service)} (Cloud Map)"
     if integration.type is IntegrationType.HTTP_PROXY:
         return f"→ {integration.uri}"
     return "mock"
+
+
+def _cloud_map_name(app: App, service_id: str) -> str:
+    """`service.namespace` of a template's discovery service, else its id."""
+    for spec in app.discovery_services.values():
+        namespace = app.namespaces.get(spec.namespace_logical_id)
+        if spec.service_id == service_id and namespace is not None:
+            return f"{spec.name}.{namespace.name}"
+    return service_id
 
 
 def routes_table(app: App, port: int, host: str = "127.0.0.1") -> Table:
@@ -35,7 +46,7 @@ def routes_table(app: App, port: int, host: str = "127.0.0.1") -> Table:
             if api.kind is ApiKind.REST and api.stages:
                 # As `sam local start-api` serves them: at the root, without the stage.
                 urls.append(f"{base}{path}  (root)")
-            table.add_row(label, route.method, "\n".join(urls), _target(route))
+            table.add_row(label, route.method, "\n".join(urls), _target(route, app))
             label = ""
     for url in app.function_urls.values():
         address = f"http://{url.url_id}.lambda-url.{app.identity.region}.localhost:{port}/"

@@ -57,6 +57,8 @@ def _banner(node: Node, template: Path) -> None:
         # Keys SAM creates have no value in the template: this is where users find them.
         state = "" if key.enabled else "  (disabled)"
         out.print(f"API key {key.name}: [bold]{key.value}[/]  (x-api-key){state}")
+    if app.services:
+        out.print(_services_table(node))
     out.print(f"APIs: [bold]{node.url}[/]   (see docs/gateway.md for the URL rules)")
     out.print(
         f"Lambda API: [bold]{node.control_url}[/]  "
@@ -66,9 +68,37 @@ def _banner(node: Node, template: Path) -> None:
         f"admin API: [bold]{node.control_url}[/]  token [bold]{node.admin_token}[/]"
         f" (in {node.config.state_dir / ADMIN_TOKEN_FILE}; see docs/admin.md)"
     )
+    out.print(
+        f"Cloud Map API: [bold]{node.control_url}[/]  (boto3 servicediscovery with"
+        " Config(inject_host_prefix=False); see docs/discovery.md)"
+    )
+    if node.dns is not None:
+        dns = f"{node.config.dns_host} -p {node.dns.port}"
+        out.print(f"DNS: [bold]dig @{dns} SRV SERVICE.NAMESPACE[/]")
     out.print(f"logs: {node.config.logs_dir}   Ctrl-C to stop")
     if node.watcher is not None:
         out.print("reload: on (code and layer changes apply to the next invocation)")
+
+
+def _services_table(node: Node) -> Table:
+    table = Table(title="Services", show_lines=False)
+    for column in ("Service", "Command", "Desired", "Health check", "Registered as"):
+        table.add_column(column, overflow="fold")
+    for spec in sorted(node.app.services.values(), key=lambda s: s.name):
+        check = spec.health_check
+        probe = {
+            "HTTP": f"GET {check.path}",
+            "COMMAND": " ".join(check.command),
+            "NONE": "process alive",
+        }[check.kind.value]
+        table.add_row(
+            spec.name,
+            " ".join(spec.command),
+            str(spec.desired_count),
+            f"{probe} every {check.interval_s:g} s",
+            "\n".join(f"{b.service}.{b.namespace}" for b in spec.registries) or "-",
+        )
+    return table
 
 
 def with_admin_token(config: NodeConfig) -> NodeConfig:

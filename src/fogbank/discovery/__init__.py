@@ -1,6 +1,7 @@
 """Service discovery: the Cloud Map registry and what serves it (the Cloud Map API, DNS)."""
 
 from fogbank.discovery._cloudmap import CloudMapApi, is_cloud_map
+from fogbank.discovery._dns import DnsServer
 from fogbank.discovery._records import (
     CloudMapError,
     HealthFilter,
@@ -17,6 +18,7 @@ from fogbank.discovery._registry import Registry
 __all__ = [
     "CloudMapApi",
     "CloudMapError",
+    "DnsServer",
     "HealthFilter",
     "HealthStatus",
     "Instance",
