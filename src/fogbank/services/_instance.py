@@ -67,9 +67,9 @@ def command_for(command: tuple[str, ...], port: int) -> list[str]:
 def environment_for(spec: ServiceSpec, *, instance_id: str, port: int, zone: str) -> dict[str, str]:
     """An instance's whole environment: a few host variables, the service's, then fogbank's.
 
-    The directory of fogbank's own interpreter starts the search path, as if its virtual
-    environment were activated: `python` and the tools installed beside fogbank (uvicorn, say)
-    are fogbank's even when that environment is not activated (`.venv/bin/fogbank up`).
+    The directory of fogbank's own interpreter comes first on the search path, as if its virtual
+    environment were activated: `python` is the interpreter fogbank runs on, and tools installed
+    beside it (uvicorn, say) are found.
     """
     env = {k: os.environ[k] for k in _INHERITED if k in os.environ}
     own_bin = str(Path(sys.executable).parent)
