@@ -420,6 +420,7 @@ def test_every_api_template_is_covered() -> None:
         "sam_http_implicit",
         "sam_rest_api",
         "sam_rest_definition_uri",
+        "services",  # served in tests/examples/test_services_fixture.py
         "stage_variables",
         "unserved",
     }
