@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -159,19 +160,28 @@ def test_port_in_use_messages_are_recognised() -> None:
     assert port_in_use_line([b"listening on 3000"]) is None
 
 
+def _stat_field(pid: int, index: int) -> str:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rfind(")") + 2 :].split()[index]
+
+
 def test_reap_kills_what_a_dead_node_left_and_spares_a_live_nodes(tmp_path: Path) -> None:
     pid_files = PidFiles(tmp_path / "run")
     orphan = subprocess.Popen(["sleep", "60"], start_new_session=True)
     mine = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    dead_owner = subprocess.Popen(["sleep", "60"])
     try:
         pid_files.write("mine", mine.pid)
         pid_files.write("orphan", orphan.pid)
-        # Make the orphan's file name an owner that has exited.
-        dead_owner = subprocess.Popen(["true"])
-        dead_owner.wait()
+        # The orphan's file names an owner that was killed and is not reaped yet (a zombie).
+        dead_owner.kill()
+        deadline = time.monotonic() + 10
+        while not gone(dead_owner.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        owner_started = _stat_field(dead_owner.pid, 19)
         path = tmp_path / "run" / "orphan.pid"
         _, _, pgid, started = path.read_text().split()
-        path.write_text(f"{dead_owner.pid} 1 {pgid} {started}\n")
+        path.write_text(f"{dead_owner.pid} {owner_started} {pgid} {started}\n")
         (tmp_path / "run" / "garbage.pid").write_text("not a pid file")
 
         assert pid_files.reap() == [orphan.pid]
@@ -179,6 +189,6 @@ def test_reap_kills_what_a_dead_node_left_and_spares_a_live_nodes(tmp_path: Path
         assert mine.poll() is None
         assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["mine.pid"]
     finally:
-        for proc in (orphan, mine):
+        for proc in (orphan, mine, dead_owner):
             proc.kill()
             proc.wait()

@@ -51,16 +51,19 @@ def port_in_use_line(lines: Iterable[bytes]) -> bytes | None:
     return next((line for line in lines if _IN_USE.search(line)), None)
 
 
-def _start_time(pid: int) -> str | None:
+def _start_time(pid: int, *, running: bool = False) -> str | None:
     """The kernel's start time of a process (field 22 of /proc/PID/stat), which tells a process
-    from a later one that was given the same pid; None when it is gone or there is no /proc."""
+    from a later one that was given the same pid; None when it is gone, when there is no /proc,
+    or (with `running`) when it is a zombie: a node killed a moment ago is one until reaped."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # The command name (field 2) may hold spaces and parentheses: split after its closing one.
     fields = stat[stat.rfind(")") + 2 :].split()
-    return fields[19] if len(fields) > 19 else None
+    if len(fields) <= 19 or (running and fields[0] == "Z"):
+        return None
+    return fields[19]
 
 
 def _alive(pid: int) -> bool:
@@ -71,6 +74,12 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _owner_runs(pid: int, started: str) -> bool:
+    if started == "-":  # written without /proc: all there is to go by is the pid
+        return _alive(pid)
+    return _start_time(pid, running=True) == started
 
 
 class PidFiles:
@@ -111,7 +120,7 @@ class PidFiles:
             except (OSError, ValueError):
                 path.unlink(missing_ok=True)
                 continue
-            if _alive(owner_pid) and _start_time(owner_pid) == owner_started:
+            if _owner_runs(owner_pid, owner_started):
                 continue  # a live node's instance: that node stops it
             if started != "-" and _start_time(group) == started:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
