@@ -77,6 +77,11 @@ def test_retries_count_consecutive_failures_only() -> None:
     assert tracker.failures == 1
 
 
+def test_an_interval_of_zero_is_no_busy_loop() -> None:
+    tracker = HealthTracker(HealthCheck(kind=HealthCheckKind.HTTP, interval_s=0.0), started=0.0)
+    assert tracker.next_delay() == 0.05
+
+
 def test_no_check_means_healthy_from_the_start() -> None:
     tracker = HealthTracker(HealthCheck(), started=3.0)
     assert tracker.health is InstanceHealth.HEALTHY

@@ -127,9 +127,10 @@ def test_scaling_down_stops_the_unhealthy_then_the_newest() -> None:
     running = [*members("r", 3), Member(id="sick", revision="r", started=9, healthy=False)]
     decided = plan(running, desired=2, target="r", **ECS_DEFAULT, can_start=True)
     assert decided == _plan(0, "sick", "r-2")
-    assert plan(running, desired=0, target="r", **ECS_DEFAULT, can_start=True) == _plan(
-        0, "sick", "r-0", "r-1", "r-2"
-    )
+    for nothing in (0, -1):
+        assert plan(running, desired=nothing, target="r", **ECS_DEFAULT, can_start=True) == _plan(
+            0, "sick", "r-0", "r-1", "r-2"
+        )
 
 
 def test_stopping_instances_count_against_the_maximum() -> None:

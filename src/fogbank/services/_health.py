@@ -16,6 +16,9 @@ from fogbank.services._instance import describe_exit
 # Until its first pass an instance is probed at least this often, so that a service becomes
 # discoverable soon after it listens rather than one full (ECS default: 30 s) interval later.
 FIRST_PASS_PROBE_S = 1.0
+# Checks never come closer together than this, whatever the spec says (an interval of 0 would
+# probe in a busy loop).
+MIN_INTERVAL_S = 0.05
 # The most of a status line (or a command's output) a failure reason quotes.
 _REASON_BYTES = 200
 
@@ -73,9 +76,8 @@ class HealthTracker:
 
     def next_delay(self) -> float:
         """Seconds until the next probe."""
-        if self._passed_once:
-            return self.check.interval_s
-        return min(self.check.interval_s, FIRST_PASS_PROBE_S)
+        interval = max(self.check.interval_s, MIN_INTERVAL_S)
+        return interval if self._passed_once else min(interval, FIRST_PASS_PROBE_S)
 
     def record(self, failure: str | None, now: float) -> HealthChange:
         """Take one result: None for a pass, else the failure's reason."""

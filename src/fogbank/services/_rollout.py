@@ -112,6 +112,7 @@ def plan(
     count) is stopped when that leaves at least the minimum healthy; one that is not healthy is
     kept while its replacement can still start, until enough others are healthy.
     """
+    desired = max(0, desired)
     most, fewest = limits(desired, maximum_percent, minimum_healthy_percent)
     active = [m for m in members if not m.stopping]
     current = [m for m in active if m.revision == target and not m.replace]
