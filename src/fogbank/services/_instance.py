@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from fogbank.model import ServiceSpec
+from fogbank.services._ports import port_in_use_line
 
 # Variables of the host an instance keeps: the search path, locale, home and user.
 _INHERITED = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR")
@@ -185,6 +186,20 @@ class InstanceProcess:
             if not self._reader.done():
                 self._reader.cancel()
         self.state = InstanceState.STOPPED
+
+    def exit_reason(self, returncode: int) -> str:
+        """Why the instance ended, in one line: its status, and what it said last."""
+        reason = describe_exit(returncode)
+        # The last thing a process that gives up prints is most often why (a signal says
+        # nothing of the kind).
+        last = next((line for line in reversed(self.tail) if line.strip()), b"")
+        in_use = port_in_use_line(self.tail)
+        if in_use is not None:
+            reason = f"port already in use ({reason}; it was given $PORT={self.port})"
+            last = in_use
+        if last and returncode > 0:
+            reason += f": {last.decode(errors='replace').strip()[:200]}"
+        return reason
 
     def signal(self, signum: int) -> None:
         """Signal the instance's whole process group (nothing when it has gone)."""

@@ -248,8 +248,8 @@ class Rollout:
             self.state = RolloutState.ROLLED_BACK
             self.reason = f"rolled back to revision {self.target.revision}"
         else:
-            # FAILED too: a service's code is edited in place, and a fixed file that brings the
-            # instances up is no new revision, so the failed deployment is over after all.
+            # FAILED too: the instances keep being restarted, and once something outside the
+            # revision is fixed (a database up, a file edited in place) the deployment is over.
             self.state = RolloutState.COMPLETED
             self.reason = f"revision {self.target.revision} is running"
         return True

@@ -30,7 +30,7 @@ from fogbank.services._instance import (
     environment_for,
     new_instance_id,
 )
-from fogbank.services._ports import PidFiles, PortAllocator, port_in_use_line
+from fogbank.services._ports import PidFiles, PortAllocator
 from fogbank.services._rollout import Backoff, Member, RestartPolicy, Rollout, plan, steady
 from fogbank.services._status import InstanceStatus, ServiceStatus
 
@@ -245,17 +245,7 @@ class ServiceScheduler:
         if member.stopping:
             self._note(f"instance {process.id} stopped ({describe_exit(returncode)})")
             return
-        reason = describe_exit(returncode)
-        # The last thing a process that gives up prints is most often why (a signal says
-        # nothing of the kind).
-        last = next((line for line in reversed(process.tail) if line.strip()), b"")
-        in_use = port_in_use_line(process.tail)
-        if in_use is not None:
-            reason = f"port already in use ({reason}; it was given $PORT={process.port})"
-            last = in_use
-        if last and returncode > 0:
-            reason += f": {last.decode(errors='replace').strip()[:200]}"
-        self._report(member, f"ended: {reason}", wait)
+        self._report(member, f"ended: {process.exit_reason(returncode)}", wait)
 
     async def _check(self, member: _Member) -> None:
         process, tracker = member.process, member.tracker
