@@ -51,6 +51,7 @@ PUBLIC = {
         "InstanceStatus",
         "RestartPolicy",
         "RolloutState",
+        "ServiceControl",
         "ServiceStatus",
         "Supervisor",
     ],

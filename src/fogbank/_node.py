@@ -26,7 +26,7 @@ from fogbank.functions._reload import CodeWatcher, Reload
 from fogbank.functions._traffic import AliasShifter, Shift
 from fogbank.gateway import Gateway
 from fogbank.model import App
-from fogbank.services import Supervisor
+from fogbank.services import ServiceControl, Supervisor
 from fogbank.store import Clock, SqliteEventQueue, check_stores, close_stores, open_stores
 
 log = logging.getLogger("fogbank")
@@ -137,7 +137,13 @@ class Node:
         self.invoker = LocalInvoker(config, self.current_app, self.logs)
         self._on_reload = on_reload
         self.watcher = (
-            CodeWatcher(self.invoker, self.current_app, config, on_reload=self._reloaded)
+            CodeWatcher(
+                self.invoker,
+                self.current_app,
+                config,
+                on_reload=self._reloaded,
+                on_services=lambda names: self.services.code_changed(names),
+            )
             if reload
             else None
         )
@@ -158,6 +164,8 @@ class Node:
             run_dir=config.state_dir / "services",
             host=_reachable(config.host),
         )
+        self.services = ServiceControl(self.supervisor)
+        """The node's services: the deployed specs with the admin API's changes laid over."""
         self.dns = (
             DnsServer(self.registry, config.dns_host, config.dns_port)
             if config.dns_port is not None
@@ -195,6 +203,7 @@ class Node:
                 quotas=lambda: self.stores.quotas,
                 flush_cache=self.gateway.flush_stage_cache,
                 endpoint=lambda api_id: f"http://{api_id}.execute-api.localhost:{self.port}",
+                services=self.services,
             ),
             CloudMapApi(self.registry),
         )
@@ -238,7 +247,7 @@ class Node:
         self.app = app
         self.registry.apply_template(app.namespaces.values(), app.discovery_services.values())
         await self.invoker.provision(app)
-        await self.supervisor.apply(app.services)
+        await self.services.deploy(app.services)
 
     async def start(self) -> None:
         control_sock = bind_socket(self.config.control_host, self.config.control_port)
@@ -273,7 +282,7 @@ class Node:
             self._data = _Server(self.gateway.asgi, data_sock)
             await self._data.start()
             await self.supervisor.start()
-            await self.supervisor.apply(self.app.services)
+            await self.services.deploy(self.app.services)
         except BaseException:
             control_sock.close()
             data_sock.close()

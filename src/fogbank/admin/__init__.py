@@ -14,6 +14,7 @@ from fogbank.admin._control import AdminControl
 from fogbank.admin._errors import AdminError
 from fogbank.admin._keys import Keys
 from fogbank.admin._restapis import FlushCache, RestApis
+from fogbank.admin._services import ServiceOperations, Services
 from fogbank.admin._state import AdminStore
 from fogbank.admin._v2 import HttpApis
 from fogbank.store import QuotaCounter
@@ -26,12 +27,14 @@ def admin_api(
     quotas: Callable[[], QuotaCounter | None],
     flush_cache: FlushCache | None,
     endpoint: Callable[[str], str],
+    services: ServiceOperations | None = None,
 ) -> AdminApi:
     """The admin API's ASGI application over `control`, guarded by `token`."""
     operations = [
         *RestApis(control, flush_cache).operations(),
         *Keys(control, quotas).operations(),
         *HttpApis(control, endpoint).operations(),
+        *(Services(services).operations() if services is not None else ()),
     ]
     return AdminApi(operations, token)
 
@@ -46,5 +49,6 @@ __all__ = [
     "AdminStore",
     "Operation",
     "Reply",
+    "ServiceOperations",
     "admin_api",
 ]

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from fogbank._errors import ConfigError, FogbankError
-from fogbank.cli import _admin, _invoke, _logs, _up
+from fogbank.cli import _admin, _invoke, _logs, _services, _up
 from fogbank.cli._common import fail, find_template, load_app, parse_pairs
 from fogbank.config import DEFAULT_IAM_CREDENTIALS, FunctionsConfig, NodeConfig
 from fogbank.model import Throttle
@@ -222,6 +222,7 @@ def logs(
 
 
 _admin.register(app)
+app.add_typer(_services.services, name="services")
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ import os
 import re
 import weakref
 from asyncio.subprocess import DEVNULL, PIPE
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, Protocol
@@ -205,8 +205,12 @@ class CodeWatcher:
         config: NodeConfig,
         *,
         on_reload: Callable[[Reload], None] | None = None,
+        on_services: Callable[[set[str]], Awaitable[None]] | None = None,
     ) -> None:
+        """`on_services` is told which services' working directories changed (the node rolls
+        them over to a new deployment); without it service directories are not watched."""
         self._invoker = invoker
+        self._on_services = on_services
         self._app_provider = app_provider
         self._config = config
         self._on_reload = on_reload
@@ -256,7 +260,7 @@ class CodeWatcher:
 
     async def _watch(self, stopping: _Watching) -> None:
         while not stopping.stopped:
-            self._roots = _outermost(_directories(self._app_provider()))
+            self._roots = _outermost(self._directories())
             if not self._roots:
                 # Nothing to watch until a deploy brings code.
                 stopping.ready.set()
@@ -276,7 +280,7 @@ class CodeWatcher:
                 async for changes in batches:
                     if changes:
                         await self._apply(self._app_provider(), _lasting(changes))
-                    if _outermost(_directories(self._app_provider())) != self._roots:
+                    if _outermost(self._directories()) != self._roots:
                         break  # a deploy, or a directory deleted or created: watch anew
 
     def _relevant(self, change: Change, path: str) -> bool:
@@ -291,7 +295,18 @@ class CodeWatcher:
             return False
         return not _IGNORED_NAMES.search(changed.name)
 
+    def _directories(self) -> set[Path]:
+        app = self._app_provider()
+        dirs = _directories(app)
+        if self._on_services is not None:
+            dirs |= {s.working_dir.resolve() for s in app.services.values()}
+        return {d for d in dirs if d.is_dir()}
+
     async def _apply(self, app: App, paths: set[Path]) -> None:
+        services = {s.name for s in app.services.values() if _touched(paths, s.working_dir)}
+        if services and self._on_services is not None:
+            log.info("code change in service(s) %s: new deployment", ", ".join(sorted(services)))
+            await self._on_services(services)
         names, zygotes = self._affected(app, paths)
         if not names:
             return

@@ -1,6 +1,7 @@
 """Long-running services (the Fargate role): supervised local processes, health-checked, rolled
 over on new deployments, and registered in the discovery registry."""
 
+from fogbank.services._control import ServiceControl
 from fogbank.services._health import InstanceHealth
 from fogbank.services._instance import InstanceState
 from fogbank.services._rollout import RestartPolicy, RolloutState
@@ -13,6 +14,7 @@ __all__ = [
     "InstanceStatus",
     "RestartPolicy",
     "RolloutState",
+    "ServiceControl",
     "ServiceStatus",
     "Supervisor",
 ]
