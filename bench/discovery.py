@@ -385,7 +385,7 @@ def gateway_part(node: Node, args: argparse.Namespace) -> list[gateway.Row]:
     rows = []
     targets = (
         Target("echo, direct", f"http://{attrs[IPV4]}:{attrs[PORT]}/echo"),
-        Target("echo, via the gateway", f"http://{HOST}:{node.port}/echo"),
+        Target("echo, gateway", f"http://{HOST}:{node.port}/echo"),
     )
     for target in targets:
         node.running.probe(target, grace=30)
