@@ -21,6 +21,7 @@ PUBLIC = {
         "CloudMapError",
         "DnsServer",
         "HealthFilter",
+        "HealthProber",
         "HealthStatus",
         "Instance",
         "Namespace",

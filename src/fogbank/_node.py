@@ -17,7 +17,7 @@ import uvicorn
 from fogbank._errors import ConfigError
 from fogbank.admin import PREFIXES, AdminControl, AdminStore, admin_api
 from fogbank.config import NodeConfig
-from fogbank.discovery import CloudMapApi, DnsServer, Registry, is_cloud_map
+from fogbank.discovery import CloudMapApi, DnsServer, HealthProber, Registry, is_cloud_map
 from fogbank.functions._async import AsyncInvoker
 from fogbank.functions._invoke_api import InvokeApi
 from fogbank.functions._local import LocalInvoker
@@ -164,6 +164,7 @@ class Node:
             run_dir=config.state_dir / "services",
             host=_reachable(config.host),
         )
+        self.prober = HealthProber(self.registry, interval_s=config.cloud_map_probe_interval_s)
         self.services = ServiceControl(self.supervisor)
         """The node's services: the deployed specs with the admin API's changes laid over."""
         self.dns = (
@@ -269,6 +270,7 @@ class Node:
             self.registry.apply_template(
                 self.app.namespaces.values(), self.app.discovery_services.values()
             )
+            await self.prober.start()
             if self.dns is not None:
                 await self.dns.start()
             # The admin API's records and frozen versions are laid over the template first.
@@ -307,6 +309,7 @@ class Node:
         await self.invoker.stop()
         await self.queue.close()
         self.admin.close()
+        await self.prober.stop()
         self.registry.close()
         await close_stores(self.stores)
 

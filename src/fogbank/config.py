@@ -80,6 +80,10 @@ class NodeConfig:
     """Port of the DNS server that answers A and SRV queries for discovered services; None = no
     DNS server (`fogbank up` serves one on 8600 unless told `--dns-port off`)."""
 
+    cloud_map_probe_interval_s: float = 30.0
+    """How often instances of Cloud Map services with a `HealthCheckConfig` are probed (Route
+    53's standard interval); supervised instances are checked by their own health checks."""
+
     @property
     def zone_name(self) -> str:
         return self.zone or f"{self.identity.region}a"

@@ -141,6 +141,14 @@ def up(
         ),
     ] = "8600",
     dns_host: Annotated[str, typer.Option(help="Interface of the DNS server.")] = "127.0.0.1",
+    cloud_map_probe_interval: Annotated[
+        float,
+        typer.Option(
+            help="Seconds between probes of instances of Cloud Map services with a"
+            " HealthCheckConfig (Route 53's interval: 30).",
+            min=0.1,
+        ),
+    ] = 30.0,
 ) -> None:
     """Serve the application until Ctrl-C or SIGTERM."""
     try:
@@ -159,6 +167,7 @@ def up(
             zone=zone,
             dns_host=dns_host,
             dns_port=_dns_port(dns_port),
+            cloud_map_probe_interval_s=cloud_map_probe_interval,
         )
         throttle = _account_throttle(account_throttle)
         if throttle is not None:

@@ -2,6 +2,7 @@
 
 from fogbank.discovery._cloudmap import CloudMapApi, is_cloud_map
 from fogbank.discovery._dns import DnsServer
+from fogbank.discovery._prober import HealthProber
 from fogbank.discovery._records import (
     CloudMapError,
     HealthFilter,
@@ -20,6 +21,7 @@ __all__ = [
     "CloudMapError",
     "DnsServer",
     "HealthFilter",
+    "HealthProber",
     "HealthStatus",
     "Instance",
     "Namespace",

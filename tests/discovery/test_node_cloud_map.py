@@ -1,0 +1,100 @@
+"""The Cloud Map API on a real node's control port, next to the Lambda and admin APIs: boto3
+creates a namespace and a service with a `HealthCheckConfig`, registers an external instance,
+and the node's prober takes it out of HEALTHY discovery when its server goes away."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+from mypy_boto3_servicediscovery import ServiceDiscoveryClient
+
+from fogbank.config import NodeConfig
+from fogbank.model import App
+
+from ..conftest import NodeThread
+
+
+class _Ok(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[NodeThread]:
+    config = NodeConfig(
+        port=0, control_port=0, state_dir=tmp_path / "state", cloud_map_probe_interval_s=0.1
+    )
+    running = NodeThread(config, App.build()).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def _client(node: NodeThread) -> ServiceDiscoveryClient:
+    return boto3.client(
+        "servicediscovery",
+        endpoint_url=node.url,
+        region_name="us-east-1",
+        aws_access_key_id="fogbank",
+        aws_secret_access_key="fogbank",
+        config=Config(inject_host_prefix=False),
+    )
+
+
+def _healthy(client: ServiceDiscoveryClient, status: str = "HEALTHY") -> list[str]:
+    found = client.discover_instances(
+        NamespaceName="web.local",
+        ServiceName="api",
+        HealthStatus=status,  # type: ignore[arg-type]
+    )
+    return [f"{i['InstanceId']}:{i.get('HealthStatus')}" for i in found["Instances"]]
+
+
+def test_an_external_instance_is_probed_out_of_healthy_discovery(node: NodeThread) -> None:
+    client = _client(node)
+    op = client.create_http_namespace(Name="web.local")
+    assert client.get_operation(OperationId=op["OperationId"])["Operation"]["Status"] == "SUCCESS"
+    (namespace,) = client.list_namespaces()["Namespaces"]
+    service = client.create_service(
+        Name="api",
+        NamespaceId=namespace["Id"],
+        HealthCheckConfig={"Type": "HTTP", "ResourcePath": "/health", "FailureThreshold": 1},
+    )["Service"]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    client.register_instance(
+        ServiceId=service["Id"],
+        InstanceId="web-1",
+        Attributes={"AWS_INSTANCE_IPV4": "127.0.0.1", "AWS_INSTANCE_PORT": str(server.server_port)},
+    )
+    assert _healthy(client) == ["web-1:HEALTHY"]
+    server.shutdown()
+    server.server_close()
+    deadline = time.monotonic() + 30
+    while _healthy(client) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _healthy(client) == []
+    assert _healthy(client, "ALL") == ["web-1:UNHEALTHY"]
+    assert _healthy(client, "HEALTHY_OR_ELSE_ALL") == ["web-1:UNHEALTHY"]
+    # The Lambda API still answers on the same port.
+    lam = boto3.client(
+        "lambda",
+        endpoint_url=node.url,
+        region_name="us-east-1",
+        aws_access_key_id="fogbank",
+        aws_secret_access_key="fogbank",
+    )
+    assert lam.list_functions()["Functions"] == []
