@@ -172,8 +172,10 @@ class Latency:
 
 @dataclass(frozen=True, slots=True)
 class Death:
-    """One `kill -9`: seconds until the instance left each view, and until the count recovered."""
+    """One instance stopped: seconds until it left each view, and until the count recovered."""
 
+    how: str
+    """`kill -9` or `SIGSTOP`."""
     dns_s: float
     discovery_s: float
     recovered_s: float
@@ -348,35 +350,47 @@ def in_process(args: argparse.Namespace) -> Latency:
 
 
 def death_part(node: Node, args: argparse.Namespace) -> list[Death]:
+    """`kill -9` (the supervisor sees the exit) then SIGSTOP (a hung instance: only its health
+    checks can tell) of one echo instance at a time, each time once the count is back."""
     deaths = []
-    node.wait_for(f"{ECHO_COUNT} healthy echo instances", lambda: len(node.healthy(ECHO)) >= 3)
-    for _ in range(args.kills):
-        victim = node.healthy(ECHO)[0]
-        attrs = victim["Attributes"]
-        port = int(attrs[PORT])
-        status, pid = _peers.request(f"http://{attrs[IPV4]}:{port}/pid")
-        if status != 200:
-            raise PeerError(f"GET /pid of {victim['InstanceId']} answered {status}")
-        target = (f"{victim['InstanceId']}.{ECHO}.{NAMESPACE}.".lower(), port)
-        if target not in node.srv_targets(ECHO):
-            raise PeerError(f"{target} is not in the SRV answer before the kill")
-        started = time.monotonic()
-        os.kill(int(pid), signal.SIGKILL)
-        dns_s = discovery_s = None
-        while dns_s is None or discovery_s is None:
-            elapsed = time.monotonic() - started
-            if elapsed > 60:
-                raise PeerError(f"{victim['InstanceId']} still discoverable 60 s after its death")
-            if dns_s is None and target not in node.srv_targets(ECHO):
-                dns_s = time.monotonic() - started
-            ids = {(i["InstanceId"], i["Attributes"].get(PORT)) for i in node.healthy(ECHO)}
-            if discovery_s is None and (victim["InstanceId"], str(port)) not in ids:
-                discovery_s = time.monotonic() - started
-            time.sleep(0.002)
-        node.wait_for("the replacement", lambda: len(node.healthy(ECHO)) >= ECHO_COUNT)
-        deaths.append(Death(dns_s, discovery_s, time.monotonic() - started))
-        print(f"  kill -9: out of DNS {dns_s:.3f} s, out of discovery {discovery_s:.3f} s")
+    for how in [signal.SIGKILL] * args.kills + [signal.SIGSTOP] * args.hangs:
+        deaths.append(one_death(node, how))
+        d = deaths[-1]
+        print(f"  {d.how}: out of DNS {d.dns_s:.3f} s, out of discovery {d.discovery_s:.3f} s")
     return deaths
+
+
+def one_death(node: Node, how: signal.Signals) -> Death:
+    node.wait_for(f"{ECHO_COUNT} healthy echo instances", lambda: len(node.healthy(ECHO)) >= 3)
+    victim = node.healthy(ECHO)[0]
+    attrs = victim["Attributes"]
+    port = int(attrs[PORT])
+    status, pid = _peers.request(f"http://{attrs[IPV4]}:{port}/pid")
+    if status != 200:
+        raise PeerError(f"GET /pid of {victim['InstanceId']} answered {status}")
+    target = (f"{victim['InstanceId']}.{ECHO}.{NAMESPACE}.".lower(), port)
+    if target not in node.srv_targets(ECHO):
+        raise PeerError(f"{target} is not in the SRV answer before the kill")
+    started = time.monotonic()
+    os.kill(int(pid), how)
+    dns_s = discovery_s = None
+    while dns_s is None or discovery_s is None:
+        if time.monotonic() - started > 60:
+            raise PeerError(f"{victim['InstanceId']} still discoverable 60 s after {how.name}")
+        if dns_s is None and target not in node.srv_targets(ECHO):
+            dns_s = time.monotonic() - started
+        ids = {(i["InstanceId"], i["Attributes"].get(PORT)) for i in node.healthy(ECHO)}
+        if discovery_s is None and (victim["InstanceId"], str(port)) not in ids:
+            discovery_s = time.monotonic() - started
+        time.sleep(0.002)
+    node.wait_for("the replacement", lambda: len(node.healthy(ECHO)) >= ECHO_COUNT)
+    recovered = time.monotonic() - started
+    if how is signal.SIGSTOP:
+        # The supervisor's SIGTERM waits in a stopped process; spare it the stop timeout.
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(pid), signal.SIGKILL)
+    name = "kill -9" if how is signal.SIGKILL else "SIGSTOP"
+    return Death(name, dns_s, discovery_s, recovered)
 
 
 def gateway_part(node: Node, args: argparse.Namespace) -> list[gateway.Row]:
@@ -405,18 +419,22 @@ def print_report(found: dict[str, Any]) -> None:
                 print(f"boto3 DiscoverInstances p50 {r.p50_ms:.3f} ms, target <= 1 ms: {verdict}")
     if deaths := found.get("death"):
         budget = INTERVAL_S + TIMEOUT_S
-        print(f"\nkill -9 of an echo instance ({len(deaths)} times), budget {budget:.1f} s")
-        for label, key in (
-            ("out of DNS SRV", "dns_s"),
-            ("out of HEALTHY discovery", "discovery_s"),
-        ):
-            values = [getattr(d, key) for d in deaths]
-            verdict = "met" if max(values) <= budget else "MISSED"
-            print(
-                f"  {label:<28} median {statistics.median(values):.3f} s, max {max(values):.3f} s: {verdict}"
-            )
-        recovered = statistics.median(d.recovered_s for d in deaths)
-        print(f"  back to {ECHO_COUNT} healthy instances: median {recovered:.3f} s")
+        print(f"\nan echo instance stopped; budget: check interval + timeout = {budget:.1f} s")
+        for how in ("kill -9", "SIGSTOP"):
+            some = [d for d in deaths if d.how == how]
+            if not some:
+                continue
+            print(f"  {how} ({len(some)} times)")
+            for label, key in (
+                ("out of DNS SRV", "dns_s"),
+                ("out of HEALTHY discovery", "discovery_s"),
+            ):
+                values = [getattr(d, key) for d in some]
+                verdict = "met" if max(values) <= budget else "MISSED"
+                middle, top = statistics.median(values), max(values)
+                print(f"    {label:<26} median {middle:.3f} s, max {top:.3f} s: {verdict}")
+            recovered = statistics.median(d.recovered_s for d in some)
+            print(f"    back to {ECHO_COUNT} healthy instances: median {recovered:.3f} s")
     if rows := found.get("gateway"):
         gateway.print_report(rows, [])
         direct, via = rows[0].many, rows[1].many
@@ -431,7 +449,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--only", default=",".join(PARTS), help="PART[,PART]: " + ", ".join(PARTS))
     parser.add_argument("--instances", type=int, default=1000, help="registered for discover")
     parser.add_argument("--runs", type=int, default=2000, help="timed calls per latency row")
-    parser.add_argument("--kills", type=int, default=5, help="instances killed in death")
+    parser.add_argument("--kills", type=int, default=5, help="kill -9 of an instance (5)")
+    parser.add_argument("--hangs", type=int, default=3, help="SIGSTOP of an instance (3)")
     parser.add_argument("--duration", type=int, default=7, help="seconds per wrk run (7)")
     parser.add_argument("--warmup", type=int, default=2, help="seconds of wrk warm-up (2)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results here")
