@@ -93,8 +93,9 @@ async def _send(send: Send, response: HttpResponse) -> None:
         await send({"type": "http.response.body", "body": response.body})
         return
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
-    try:
-        async for chunk in response.stream:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-    finally:
-        await send({"type": "http.response.body", "body": b""})
+    async for chunk in response.stream:
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    # Only a whole body is ended. When the stream fails (an upstream that hung up mid-body) the
+    # error reaches the server, which drops the connection: the client sees the body cut short
+    # instead of a complete-looking one.
+    await send({"type": "http.response.body", "body": b""})

@@ -55,6 +55,9 @@ class Target:
     authority: str
     """`ip:port` (`[ip]:port` for IPv6), what replaces the host in the URL sent."""
     zone: str | None
+    host: str = ""
+    """The address alone (no brackets), which the connection is made to."""
+    port: int = 0
     failures: int = 0
     """Connection failures in a row."""
     ejected_until: float = 0.0
@@ -158,7 +161,7 @@ class Balancer:
             authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
             target = known.get((instance.id, authority))
             if target is None or target.zone != instance.zone:
-                target = Target(service_id, instance.id, authority, instance.zone)
+                target = Target(service_id, instance.id, authority, instance.zone, host, port)
             targets.append(target)
         everywhere = tuple(targets)
         local = tuple(t for t in everywhere if self.zone is not None and t.zone == self.zone)

@@ -9,17 +9,25 @@ retried once on another instance.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote, urlencode
-
-import httpx
 
 from fogbank.gateway._balance import Balancer
 from fogbank.gateway._errors import GatewayError, integration_timeout
 from fogbank.gateway._pipeline import Exchange
 from fogbank.gateway._stagevars import substitute_stage_variables
 from fogbank.gateway._types import HttpResponse, RouteMatch
+from fogbank.gateway._upstream import (
+    BrokenResponse,
+    ConnectionFailed,
+    ConnectTimeout,
+    Upstream,
+    UpstreamError,
+    UpstreamResponse,
+    UpstreamTimeout,
+    split_url,
+)
 from fogbank.model import ANY, DEFAULT_STAGE, ApiKind, IntegrationType
 
 # Hop-by-hop headers never cross a proxy (RFC 9110 7.6.1), nor does Host.
@@ -54,16 +62,10 @@ _PATH_VALUE = re.compile(
     r"(?:\.[A-Za-z0-9_-]+)?)"
 )
 _OVERWRITE_PATH = "overwrite:path"
-_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100, keepalive_expiry=4.0)
 # RFC 9110 9.2.2: a retry of these has the effect of one request.
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
-# Failures before a response arrived: the instance is not there (or died), so another may answer.
-_CONNECTION_FAILURES = (
-    httpx.ConnectError,
-    httpx.ReadError,
-    httpx.WriteError,
-    httpx.RemoteProtocolError,
-)
+# Answers whose Content-Length describes a body they do not carry: it is passed on as sent.
+_NO_BODY_STATUSES = frozenset({204, 304})
 
 
 @dataclass(slots=True)
@@ -73,35 +75,22 @@ class _Outgoing:
     method: str
     headers: list[tuple[str, str]]
     body: bytes
-    timeout: httpx.Timeout
+    timeout_s: float
 
 
 class HttpProxy:
-    """Forwards with one shared HTTP client (connection pooling), streaming the answer back."""
+    """Forwards over pooled keep-alive connections (`Upstream`), streaming the answer back."""
 
     def __init__(self, balancer: Balancer | None = None) -> None:
         """`balancer` picks instances of discovered services (None: no registry, so no
         integration targets one)."""
         self.balancer = balancer
-        self._client: httpx.AsyncClient | None = None
-        self._timeouts: dict[int, httpx.Timeout] = {}
-
-    @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            # Timeouts come from each integration; redirects are the client's business. Every
-            # connection may be kept alive (httpx keeps 20 of its 100 by default: under load the
-            # rest would be reopened for each request), and an idle one is dropped before the
-            # 5 s after which uvicorn and many servers close it, so a server rarely closes first.
-            self._client = httpx.AsyncClient(follow_redirects=False, timeout=None, limits=_LIMITS)
-        return self._client
+        self.upstream = Upstream()
 
     async def close(self) -> None:
         if self.balancer is not None:
             self.balancer.close()
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        await self.upstream.close()
 
     async def __call__(self, exchange: Exchange) -> HttpResponse | None:
         match = exchange.match
@@ -126,7 +115,7 @@ class HttpProxy:
             query = urlencode(pairs)
         else:
             query = request.query_string.decode("latin-1")
-        outgoing = _Outgoing(method, headers, request.body, self._timeout(integration.timeout_ms))
+        outgoing = _Outgoing(method, headers, request.body, integration.timeout_ms / 1000.0)
         balancer = self.balancer
         try:
             if service_id is not None:
@@ -134,74 +123,84 @@ class HttpProxy:
                 rest = _private_path(match) if path is None else path
                 if query:
                     rest = f"{rest}?{query}"
-                upstream = await self._balanced(outgoing, service_id, "http://", rest, kind)
+                upstream = await self._balanced(outgoing, service_id, "http", rest, kind)
             else:
                 assert integration.uri is not None
                 url = _target_url(integration.uri, match, query, path)
                 found = _discovered(balancer, url) if balancer is not None else None
                 if found is None:
-                    upstream = await self._send(outgoing, url)
+                    key, host, target = split_url(url)
+                    upstream = await self._send(outgoing, key, host, target)
                 else:
                     upstream = await self._balanced(outgoing, *found, kind)
-        except httpx.TimeoutException:
+        except UpstreamTimeout:
             raise integration_timeout(kind) from None
-        except httpx.HTTPError as exc:
+        except UpstreamError as exc:
             raise _unreachable(kind) from exc
-        out = [(k.lower(), v) for k, v in upstream.headers.multi_items() if k.lower() not in _HOP]
-        return HttpResponse(status=upstream.status_code, headers=out, stream=_body(upstream))
+        return _response(upstream, method)
 
-    def _timeout(self, timeout_ms: int) -> httpx.Timeout:
-        timeout = self._timeouts.get(timeout_ms)
-        if timeout is None:
-            timeout = self._timeouts[timeout_ms] = httpx.Timeout(timeout_ms / 1000.0)
-        return timeout
-
-    async def _send(self, outgoing: _Outgoing, url: str) -> httpx.Response:
-        client = self.client
-        request = client.build_request(
-            outgoing.method,
-            url,
-            headers=outgoing.headers,
-            content=outgoing.body,
-            timeout=outgoing.timeout,
+    async def _send(
+        self, outgoing: _Outgoing, key: tuple[str, str, int], host: str, target: str
+    ) -> UpstreamResponse:
+        return await self.upstream.request(
+            outgoing.method, key, host, target, outgoing.headers, outgoing.body, outgoing.timeout_s
         )
-        return await client.send(request, stream=True)
 
     async def _balanced(
         self, outgoing: _Outgoing, service_id: str, scheme: str, rest: str, kind: ApiKind
-    ) -> httpx.Response:
-        """Send to an instance of the service (`scheme` + its `ip:port` + `rest`); after a
-        connection failure, an idempotent request goes once more, to another instance."""
+    ) -> UpstreamResponse:
+        """Send to an instance of the service (`scheme` to its address, `rest` the path and
+        query); after a connection failure with no answer begun, an idempotent request goes
+        once more, to another instance."""
         balancer = self.balancer
         if balancer is None:
             raise _unreachable(kind)  # no registry: nothing is discovered
         retries = 1 if outgoing.method in _IDEMPOTENT else 0
         target = balancer.choose(service_id)
+        if not rest.startswith("/"):
+            rest = "/" + rest
         while True:
             if target is None:
                 raise _unreachable(kind)
+            key = (scheme, target.host, target.port)
             try:
-                upstream = await self._send(outgoing, scheme + target.authority + rest)
-            except _CONNECTION_FAILURES:
+                upstream = await self._send(outgoing, key, target.authority, rest)
+            except ConnectionFailed:
                 balancer.failed(target)
                 if not retries:
                     raise
                 retries -= 1
                 target = balancer.choose(service_id, avoid=target)
                 continue
-            except httpx.ConnectTimeout:
-                balancer.failed(target)  # counts towards ejection, but a timeout is not retried
+            except (ConnectTimeout, BrokenResponse):
+                # Count towards ejection; a timeout, or an answer begun, is not retried.
+                balancer.failed(target)
                 raise
             balancer.succeeded(target)
             return upstream
 
 
-async def _body(upstream: httpx.Response) -> AsyncIterator[bytes]:
-    try:
-        async for chunk in upstream.aiter_raw():
-            yield chunk
-    finally:
-        await upstream.aclose()
+def _response(upstream: UpstreamResponse, method: str) -> HttpResponse:
+    """The client's answer: the whole body when it came with the head, else a stream."""
+    status = upstream.status
+    headers = []
+    length = None
+    for name, value in upstream.headers:
+        if name not in _HOP:
+            headers.append((name, value))
+        elif name == "content-length":
+            length = value
+    if method == "HEAD" or status in _NO_BODY_STATUSES:
+        # No body follows; the length, where there is one, is the resource's and stays.
+        if length is not None and status != 204:
+            headers.append(("content-length", length))
+        return HttpResponse(status=status, headers=headers, stream=upstream.stream())
+    if upstream.complete:
+        return HttpResponse(status=status, headers=headers, body=upstream.body())
+    if length is not None:
+        # A known length lets the client tell a body cut short from a whole one.
+        headers.append(("content-length", length))
+    return HttpResponse(status=status, headers=headers, stream=upstream.stream())
 
 
 def _target_url(uri: str, match: RouteMatch, query: str, path: str | None = None) -> str:
@@ -245,8 +244,8 @@ def _authority(url: str) -> tuple[int, int] | None:
 
 
 def _discovered(balancer: Balancer, url: str) -> tuple[str, str, str] | None:
-    """`(service id, scheme://, rest of the URL)` when the URL's host names a discovered
-    service, else None (the URL goes out as it is)."""
+    """`(service id, scheme, rest of the URL)` when the URL's host names a discovered service,
+    else None (the URL goes out as it is)."""
     authority = _authority(url)
     if authority is None:
         return None
@@ -257,7 +256,7 @@ def _discovered(balancer: Balancer, url: str) -> tuple[str, str, str] | None:
     service_id = balancer.service_for_host(host.partition(":")[0])
     if service_id is None:
         return None
-    return service_id, url[:start], url[end:]
+    return service_id, url[: start - 3].lower(), url[end:].partition("#")[0]
 
 
 def _private_path(match: RouteMatch) -> str:
