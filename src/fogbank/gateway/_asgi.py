@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from fogbank._asgi import (
@@ -13,9 +14,12 @@ from fogbank._asgi import (
     lifespan,
     read_body,
 )
+from fogbank._errors import FogbankError
 from fogbank.gateway._errors import headers_too_large, too_large
 from fogbank.gateway._pipeline import MAX_BODY_BYTES, Pipeline
 from fogbank.gateway._types import HttpRequest, HttpResponse
+
+log = logging.getLogger("fogbank.gateway")
 
 # API Gateway refuses requests whose headers (names and values) exceed about 10 KB.
 MAX_HEADER_BYTES = 10 * 1024
@@ -93,9 +97,12 @@ async def _send(send: Send, response: HttpResponse) -> None:
         await send({"type": "http.response.body", "body": response.body})
         return
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
-    async for chunk in response.stream:
-        await send({"type": "http.response.body", "body": chunk, "more_body": True})
-    # Only a whole body is ended. When the stream fails (an upstream that hung up mid-body) the
-    # error reaches the server, which drops the connection: the client sees the body cut short
-    # instead of a complete-looking one.
+    try:
+        async for chunk in response.stream:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    except FogbankError as exc:
+        # The body failed midway (an upstream hung up). The response is left unfinished, so the
+        # server drops the connection and the client sees the body cut short, not a whole one.
+        log.warning("response body cut short: %s", exc)
+        return
     await send({"type": "http.response.body", "body": b""})

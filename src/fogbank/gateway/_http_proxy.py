@@ -64,7 +64,7 @@ _PATH_VALUE = re.compile(
 _OVERWRITE_PATH = "overwrite:path"
 # RFC 9110 9.2.2: a retry of these has the effect of one request.
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
-# Answers whose Content-Length describes a body they do not carry: it is passed on as sent.
+# Answers that never carry a body, whatever their headers say.
 _NO_BODY_STATUSES = frozenset({204, 304})
 
 
@@ -191,8 +191,9 @@ def _response(upstream: UpstreamResponse, method: str) -> HttpResponse:
         elif name == "content-length":
             length = value
     if method == "HEAD" or status in _NO_BODY_STATUSES:
-        # No body follows; the length, where there is one, is the resource's and stays.
-        if length is not None and status != 204:
+        # No body follows. A HEAD answer's length is the resource's and stays; a 304's goes,
+        # or the server would wait for that many body bytes.
+        if length is not None and method == "HEAD":
             headers.append(("content-length", length))
         return HttpResponse(status=status, headers=headers, stream=upstream.stream())
     if upstream.complete:

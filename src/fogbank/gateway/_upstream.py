@@ -352,8 +352,6 @@ class Upstream:
         head is in. `timeout_s` bounds connecting, sending and the head together, then each wait
         for more body. An idempotent request that finds a kept-alive connection closed under it
         goes again on a new one."""
-        if self._closed:
-            raise ConnectionFailed("the gateway is stopping")
         data = _encode(method, target, host_header, headers, body)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
@@ -390,6 +388,8 @@ class Upstream:
         self, key: _Key, deadline: float, loop: asyncio.AbstractEventLoop
     ) -> _Connection:
         scheme, host, port = key
+        if self._closed:
+            raise ConnectionFailed("the gateway is stopping")
         tls = self._context() if scheme == "https" else None
         try:
             async with asyncio.timeout_at(deadline):
