@@ -82,8 +82,9 @@ ANSWERS: dict[str, Answer] = {
         b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n", b"until ", b"the end", keep=False
     ),
     "/cut-length": _send(
-        b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n", b"only ten..", keep=False
+        b"HTTP/1.1 200 OK\r\ncontent-length: 1000000\r\n\r\n", b"only ten..", keep=False
     ),
+    "/cut-small": _send(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly ten..", keep=False),
     "/cut-chunked": _send(
         b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n", b"5\r\nhello\r\n", keep=False
     ),

@@ -111,7 +111,7 @@ def test_a_hung_upstream_times_out(setup: Setup) -> None:
 def test_an_upstream_that_fails_answers_with_the_gateways_error(
     setup: Setup, stage: str, status: int
 ) -> None:
-    for path in ("/garbage", "/hang-up"):
+    for path in ("/garbage", "/hang-up", "/cut-small"):
         resp = setup.get(f"{stage}{path}")
         assert resp.status_code == status
         assert resp.headers["content-type"] == "application/json"

@@ -210,6 +210,7 @@ def test_a_header_with_a_line_break_is_refused(server: Scripted, run: Run) -> No
     [
         ("/hang-up", ConnectionFailed),  # closed before any byte of an answer: retryable
         ("/garbage", BrokenResponse),
+        ("/cut-small", BrokenResponse),  # a small body is awaited with the head
     ],
 )
 def test_failures_say_whether_an_answer_began(

@@ -24,6 +24,9 @@ _HIGH_WATER = 256 * 1024
 """Body bytes waiting for the caller above which the connection stops reading (until the
 caller takes them)."""
 # Methods whose requests carry a Content-Length even when empty (servers may want one).
+_SMALL_DIGITS = 5
+"""Bodies whose Content-Length has at most this many digits (under 100 kB) come whole with the
+head."""
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _NO_BODY_STATUSES = frozenset({204, 304})
@@ -240,13 +243,20 @@ class _Connection(asyncio.Protocol):
             response.headers.clear()
             return
         response.status = status
+        length = None
+        chunked = False
+        for name, value in response.headers:
+            if name == "content-length":
+                length = value
+            elif name == "transfer-encoding":
+                chunked = True
         bodiless = self.head_only or status in _NO_BODY_STATUSES
-        if not bodiless:
-            self.until_eof = not any(
-                name in ("content-length", "transfer-encoding") for name, _ in response.headers
-            )
+        self.until_eof = not bodiless and length is None and not chunked
+        # A small body of known length is awaited with the head: the caller then answers with
+        # one body instead of a stream (head and body often come in two reads).
+        small = not (bodiless or chunked) and length is not None and len(length) <= _SMALL_DIGITS
         head = self.head
-        if head is not None and not head.done():
+        if not small and head is not None and not head.done():
             head.set_result(None)
         if self.head_only:
             # The parser cannot be told a HEAD answer has no body: end it here and parse the
@@ -292,6 +302,9 @@ class _Connection(asyncio.Protocol):
         assert response is not None
         self.response = None
         response._finish()
+        head = self.head
+        if head is not None and not head.done():
+            head.set_result(None)
         if self.paused:
             self.resume()
         if keep_alive and not self.closed:
