@@ -11,15 +11,14 @@ from typing import TypeVar
 import pytest
 import uvloop
 
-from fogbank.gateway._upstream import (
+from fogbank.gateway._connection import (
     BrokenResponse,
     ConnectionFailed,
     InvalidRequest,
-    Upstream,
     UpstreamResponse,
     UpstreamTimeout,
-    split_url,
 )
+from fogbank.gateway._upstream import Upstream, split_url
 
 from .scripted import BIG_SHA, Scripted
 

@@ -14,20 +14,19 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote, urlencode
 
 from fogbank.gateway._balance import Balancer
+from fogbank.gateway._connection import (
+    BrokenResponse,
+    ConnectionFailed,
+    ConnectTimeout,
+    UpstreamError,
+    UpstreamResponse,
+    UpstreamTimeout,
+)
 from fogbank.gateway._errors import GatewayError, integration_timeout
 from fogbank.gateway._pipeline import Exchange
 from fogbank.gateway._stagevars import substitute_stage_variables
 from fogbank.gateway._types import HttpResponse, RouteMatch
-from fogbank.gateway._upstream import (
-    BrokenResponse,
-    ConnectionFailed,
-    ConnectTimeout,
-    Upstream,
-    UpstreamError,
-    UpstreamResponse,
-    UpstreamTimeout,
-    split_url,
-)
+from fogbank.gateway._upstream import Upstream, split_url
 from fogbank.model import ANY, DEFAULT_STAGE, ApiKind, IntegrationType
 
 # Hop-by-hop headers never cross a proxy (RFC 9110 7.6.1), nor does Host.
