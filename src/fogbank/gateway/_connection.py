@@ -321,14 +321,18 @@ class Connection(asyncio.Protocol):
 
     def abort(self, error: UpstreamError | None = None) -> None:
         """Drop the connection now; a request waiting on it fails with `error` (by default:
-        `ConnectionFailed` before the answer's head, `BrokenResponse` after)."""
+        `ConnectionFailed` before any byte of the answer, `BrokenResponse` after)."""
         self.closed = True
         self.pool.forget(self)
         response, self.response = self.response, None
-        head = self.head
-        if head is not None and not head.done():
-            head.set_exception(error or ConnectionFailed(f"connection to {self.where} dropped"))
-        elif response is not None:
-            response._finish(error or BrokenResponse(f"connection to {self.where} dropped"))
+        if response is not None:
+            if error is None:
+                error_type = BrokenResponse if self.received else ConnectionFailed
+                error = error_type(f"connection to {self.where} dropped")
+            head = self.head
+            if head is not None and not head.done():
+                head.set_exception(error)
+            else:
+                response._finish(error)
         if self.transport is not None:
             self.transport.abort()
