@@ -2,15 +2,17 @@
 
 import json
 import os
+from typing import Any
 
 ITEMS = {"1": {"id": "1", "name": "Espresso cup"}, "2": {"id": "2", "name": "Milk jug"}}
 
 
-async def app(scope, receive, send):
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] != "http":
         return
     path = scope["path"].rstrip("/") or "/"
     item = ITEMS.get(path.removeprefix("/items/"))
+    body: dict[str, Any]
     if path == "/health":
         status, body = 200, {"status": "ok"}
     elif path == "/items":

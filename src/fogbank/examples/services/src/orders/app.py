@@ -31,8 +31,14 @@ def handler(event, context):
         item = json.loads(body)
         if status != 200:
             return _reply(400, {"message": f"unknown item {item_id}"})
-        lines.append({"id": item["id"], "name": item["name"], "price": item["price"],
-                      "servedBy": item["servedBy"]})
+        lines.append(
+            {
+                "id": item["id"],
+                "name": item["name"],
+                "price": item["price"],
+                "servedBy": item["servedBy"],
+            }
+        )
         total += item["price"]
     order_id = str(uuid.uuid4())
     return _reply(201, {"orderId": order_id, "lines": lines, "total": round(total, 2)})
