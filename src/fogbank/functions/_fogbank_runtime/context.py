@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -46,6 +47,16 @@ class ClientContext:
         self.env = doc.get("env")
 
 
+RUNTIME_VARIABLES = (
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+)
+"""The runtime's reserved variables the context reports (a function may not set them)."""
+
+
 class LambdaContext:
     """The handler's second argument."""
 
@@ -57,8 +68,11 @@ class LambdaContext:
         client_context: str | None = None,
         cognito_identity: str | None = None,
         tenant_id: str | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
-        env = os.environ
+        """`environ` holds the `RUNTIME_VARIABLES` (the process's environment when None); the
+        environment loop passes a copy taken at start, cheaper to read than `os.environ`."""
+        env = os.environ if environ is None else environ
         self.aws_request_id = request_id
         self.log_group_name = env.get("AWS_LAMBDA_LOG_GROUP_NAME")
         self.log_stream_name = env.get("AWS_LAMBDA_LOG_STREAM_NAME")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import json
 import logging
@@ -15,7 +14,7 @@ import time
 from typing import Any
 
 from . import protocol
-from .context import LambdaContext
+from .context import RUNTIME_VARIABLES, LambdaContext
 from .handler import (
     Fault,
     Handler,
@@ -146,9 +145,12 @@ def _max_memory_mb() -> int:
 
 
 def _flush() -> None:
+    # try/except, not contextlib.suppress: this runs after every invocation.
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):
+        try:
             stream.flush()
+        except (OSError, ValueError):
+            continue
 
 
 class _Runner:
@@ -157,6 +159,8 @@ class _Runner:
         self.memory_mb = int(spec["env"].get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"))
         self.filter = _RequestIdFilter()
         self.handler: Handler | None = None
+        env = os.environ
+        self.runtime_variables = {name: env[name] for name in RUNTIME_VARIABLES if name in env}
 
     def init(self, handler_spec: str) -> None:
         _setup_logging(self.filter)
@@ -189,6 +193,7 @@ class _Runner:
                 head.get("client_context"),
                 head.get("identity"),
                 head.get("tenant"),
+                self.runtime_variables,
             )
             try:
                 event = protocol.loads(body) if body else {}

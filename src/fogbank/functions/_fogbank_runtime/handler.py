@@ -73,8 +73,12 @@ def _default(obj: Any) -> Any:
 _ENSURE_ASCII = sys.version_info < (3, 12)
 
 
+# One encoder for every result: `json.dumps` with any option builds a new one per call.
+_ENCODER = json.JSONEncoder(default=_default, ensure_ascii=_ENSURE_ASCII, allow_nan=True)
+
+
 def to_json(value: Any) -> bytes:
-    return json.dumps(value, default=_default, ensure_ascii=_ENSURE_ASCII, allow_nan=True).encode()
+    return _ENCODER.encode(value).encode()
 
 
 def marshal(result: Any) -> bytes:
