@@ -15,6 +15,7 @@ from typing import Any
 import uvicorn
 
 from fogbank._errors import ConfigError
+from fogbank._http_server import CoalescingHttpToolsProtocol
 from fogbank.admin import PREFIXES, AdminControl, AdminStore, admin_api
 from fogbank.config import NodeConfig
 from fogbank.discovery import CloudMapApi, DnsServer, HealthProber, Registry, is_cloud_map
@@ -66,7 +67,7 @@ class _Server:
         self.sock = sock
         config = uvicorn.Config(
             app,
-            http="httptools",
+            http=CoalescingHttpToolsProtocol,
             loop="none",
             lifespan="off",
             access_log=False,
