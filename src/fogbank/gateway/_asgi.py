@@ -37,7 +37,12 @@ def split_host(value: str) -> tuple[str, int]:
 
 def to_request(scope: Scope, body: bytes) -> HttpRequest:
     headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
-    host, port = split_host(next((v for k, v in headers if k == "host"), ""))
+    host_header = ""
+    for name, value in headers:
+        if name == "host":
+            host_header = value
+            break
+    host, port = split_host(host_header)
     server = scope.get("server") or ("127.0.0.1", 80)
     client = scope.get("client") or ("127.0.0.1", 0)
     raw_path = scope.get("raw_path")
@@ -69,15 +74,27 @@ class DataPlane:
                 await lifespan(receive, send)
             return
         request = to_request(scope, b"")
-        size = sum(len(k) + len(v) for k, v in scope["headers"])
+        size = 0
+        declared: str | None = None
+        chunked = False
+        for name, value in request.headers:
+            size += len(name) + len(value)
+            if name == "content-length":
+                if declared is None:
+                    declared = value
+            elif name == "transfer-encoding":
+                chunked = True
         if size > MAX_HEADER_BYTES:
             await _send(send, self.pipeline.reject(request, headers_too_large()))
             return
-        declared = request.header("content-length")
         if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
             # Refused before a byte of the body is read: a client declaring 20 MB gets its
             # answer at once instead of a wait for data that may never come.
             await _send(send, self.pipeline.reject(request, too_large(None)))
+            return
+        if declared is None and not chunked:
+            # Neither a length nor chunks: HTTP/1.1 says there is no body to wait for.
+            await _send(send, await self.pipeline.handle(request))
             return
         try:
             request.body = await read_body(receive, MAX_BODY_BYTES)
