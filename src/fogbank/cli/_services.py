@@ -51,8 +51,7 @@ def scale(
     token: TokenOpt = None,
 ) -> None:
     """Change a service's desired count (until the node restarts)."""
-    admin = Admin(control_url, state_dir, token)
-    _print(admin.call("POST", f"/admin/services/{name}", json={"desiredCount": count}))
+    _update(Admin(control_url, state_dir, token), name, {"desiredCount": count})
 
 
 @services.command("redeploy")
@@ -63,5 +62,9 @@ def redeploy(
     token: TokenOpt = None,
 ) -> None:
     """Roll every instance over to fresh ones (ECS's --force-new-deployment)."""
-    admin = Admin(control_url, state_dir, token)
-    _print(admin.call("POST", f"/admin/services/{name}", json={"forceNewDeployment": True}))
+    _update(Admin(control_url, state_dir, token), name, {"forceNewDeployment": True})
+
+
+def _update(admin: Admin, name: str, change: dict[str, Any]) -> None:
+    """ECS's UpdateService on the node's admin API; prints the service as it now is."""
+    _print(admin.call("POST", f"/admin/services/{name}", json=change))
