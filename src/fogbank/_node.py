@@ -163,7 +163,7 @@ class Node:
             self.logs,
             zone=config.zone_name,
             run_dir=config.state_dir / "services",
-            host=_reachable(config.host),
+            host=reachable_host(config.host),
         )
         self.prober = HealthProber(self.registry, interval_s=config.cloud_map_probe_interval_s)
         self.services = ServiceControl(self.supervisor)
@@ -241,7 +241,7 @@ class Node:
 
     @property
     def url(self) -> str:
-        return f"http://{_reachable(self.config.host)}:{self.port}"
+        return f"http://{reachable_host(self.config.host)}:{self.port}"
 
     async def deploy(self, app: App) -> None:
         """Swap in a new app; environments of changed function versions are replaced lazily,
@@ -261,7 +261,7 @@ class Node:
         try:
             await check_stores(self.stores, self.config.redis_url)
             control = (
-                f"http://{_reachable(self.config.control_host)}:{control_sock.getsockname()[1]}"
+                f"http://{reachable_host(self.config.control_host)}:{control_sock.getsockname()[1]}"
             )
             # Functions find services through the Cloud Map API (boto3 reads this variable too).
             self.invoker.node_variables.update(
@@ -327,7 +327,7 @@ class Node:
         await self.stop()
 
 
-def _reachable(host: str) -> str:
+def reachable_host(host: str) -> str:
     """The address clients use for a listening host (a wildcard bind is reached on loopback)."""
     return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
 

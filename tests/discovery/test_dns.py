@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import dns.flags
 import dns.message
@@ -31,7 +29,7 @@ from fogbank.model import (
     NamespaceType,
 )
 
-T = TypeVar("T")
+from ..conftest import LoopThread
 
 NAMESPACES = [
     NamespaceSpec("Shop", "shop.local", NamespaceType.DNS_PRIVATE),
@@ -59,41 +57,30 @@ ALIAS = DiscoveryServiceSpec(
 HTTP_ONLY = DiscoveryServiceSpec("Users", "users", "Api")
 
 
-class DnsThread:
+class DnsThread(LoopThread):
     """A registry and its DNS server on their own event loop thread (the node's situation):
-    registry writes go through `call` so they run on that loop too."""
+    registry writes go through `run` so they run on that loop too."""
 
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.registry = self.call(lambda: Registry(Identity()))
-        self.call(
+        super().__init__()
+        self.registry = self.run(lambda: Registry(Identity()))
+        self.run(
             lambda: self.registry.apply_template(
                 NAMESPACES, [ORDERS, WIDE, ONE, SIX, ALIAS, HTTP_ONLY]
             )
         )
         self.server = DnsServer(self.registry, port=0)
-        asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(10)
-
-    def call(self, fn: Callable[[], T]) -> T:
-        async def run() -> T:
-            return fn()
-
-        fut: Future[T] = asyncio.run_coroutine_threadsafe(run(), self.loop)
-        return fut.result(10)
+        self.call(self.server.start, 10)
 
     def register(self, spec: DiscoveryServiceSpec, instance_id: str, **attrs: str) -> None:
-        self.call(lambda: self.registry.register_instance(spec.service_id, instance_id, attrs))
+        self.run(lambda: self.registry.register_instance(spec.service_id, instance_id, attrs))
 
     def health(self, spec: DiscoveryServiceSpec, instance_id: str, status: HealthStatus) -> None:
-        self.call(lambda: self.registry.set_health(spec.service_id, instance_id, status))
+        self.run(lambda: self.registry.set_health(spec.service_id, instance_id, status))
 
     def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
+        self.call(self.server.stop, 10)
+        super().stop()
 
 
 @pytest.fixture
@@ -190,7 +177,7 @@ def test_health_changes_take_effect_on_the_next_query(served: DnsThread) -> None
     }
     served.health(ORDERS, "i-2", HealthStatus.HEALTHY)
     assert values(res.resolve("orders.shop.local", "A")) == {"10.0.0.1", "10.0.0.2", "10.0.0.3"}
-    served.call(lambda: served.registry.deregister_instance(ORDERS.service_id, "i-3"))
+    served.run(lambda: served.registry.deregister_instance(ORDERS.service_id, "i-3"))
     assert values(res.resolve("orders.shop.local", "A")) == {"10.0.0.1", "10.0.0.2"}
 
 

@@ -9,7 +9,6 @@ import datetime
 import logging
 import socket
 import ssl
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -29,6 +28,8 @@ from fogbank.model import (
     NamespaceSpec,
     NamespaceType,
 )
+
+from ..conftest import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -315,13 +316,6 @@ async def test_an_instance_without_an_address_fails(
     assert "no AWS_INSTANCE_IPV4, AWS_INSTANCE_IPV6 or AWS_INSTANCE_CNAME to check" in (
         caplog_info.text
     )
-
-
-async def eventually(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + 15
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
 
 
 async def test_the_loop_probes_every_interval_and_picks_up_new_instances(

@@ -16,8 +16,8 @@ import pytest
 from fogbank.config import NodeConfig
 from fogbank.model import load_template
 
-from ..conftest import NodeThread
-from .test_services_example import EXAMPLE, eventually
+from ..conftest import NodeThread, wait_until
+from .test_services_example import EXAMPLE
 
 pytestmark = pytest.mark.slow
 TOKEN = "admin-secret"
@@ -31,7 +31,7 @@ def shop(tmp_path: Path) -> Iterator[tuple[NodeThread, Path]]:
     config = NodeConfig(port=0, control_port=0, state_dir=tmp_path / "state", admin_token=TOKEN)
     node = NodeThread(config, load_template(project / "template.yaml"), reload=True).start()
     try:
-        eventually(lambda: _count(node, "healthyCount") == 2, "two healthy instances")
+        wait_until(lambda: _count(node, "healthyCount") == 2, "two healthy instances")
         yield node, project
     finally:
         node.stop()
@@ -74,7 +74,7 @@ def test_describe_scale_and_redeploy(shop: tuple[NodeThread, Path]) -> None:
         scaled = client.post("/admin/services/catalog", json={"desiredCount": 3})
         assert scaled.status_code == 200
         assert scaled.json()["desiredCount"] == 3
-        eventually(lambda: _count(node, "healthyCount") == 3, "a third healthy instance")
+        wait_until(lambda: _count(node, "healthyCount") == 3, "a third healthy instance")
 
         before = {t["taskId"] for t in _tasks(node)}
         redeployed = client.post("/admin/services/catalog", json={"forceNewDeployment": True})
@@ -89,7 +89,7 @@ def test_describe_scale_and_redeploy(shop: tuple[NodeThread, Path]) -> None:
                 and {t["healthStatus"] for t in tasks} == {"HEALTHY"}
             )
 
-        eventually(rolled, "three fresh instances after the forced deployment")
+        wait_until(rolled, "three fresh instances after the forced deployment")
         # Through all of it the gateway kept serving.
         assert node.node is not None
         assert httpx.get(f"{node.node.url}/items/1").status_code == 200
@@ -132,7 +132,7 @@ def test_the_cli_lists_and_scales(shop: tuple[NodeThread, Path], tmp_path: Path)
         timeout=60,
     )
     assert "desired 1" in scaled.stdout.decode()
-    eventually(lambda: len(_tasks(node)) == 1, "the service scaled in to one instance")
+    wait_until(lambda: len(_tasks(node)) == 1, "the service scaled in to one instance")
     missing = subprocess.run(
         [FOGBANK, "services", "redeploy", "nope", *common], capture_output=True, timeout=60
     )
@@ -151,6 +151,6 @@ def test_a_code_change_rolls_the_instances_over(shop: tuple[NodeThread, Path]) -
         fresh = {t["taskId"] for t in tasks}
         return len(tasks) == 2 and not fresh & before and _count(node, "healthyCount") == 2
 
-    eventually(serving_new_code, "the instances rolled over to the new code", within=60)
+    wait_until(serving_new_code, "the instances rolled over to the new code", within=60)
     assert node.node is not None
     assert httpx.get(f"{node.node.url}/items/1").json()["name"] == "Espresso cup (new)"

@@ -13,10 +13,8 @@ import os
 import shutil
 import signal
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import boto3
 import dns.resolver
@@ -29,22 +27,11 @@ from fogbank.discovery import Registry
 from fogbank.model import load_template
 from fogbank.services import Supervisor
 
-from ..conftest import NodeThread
+from ..conftest import NodeThread, wait_until
 
 EXAMPLE = Path(__file__).parent.parent.parent / "examples" / "services"
 
 pytestmark = pytest.mark.slow
-
-
-def eventually(condition: Callable[[], Any], what: str, within: float = 30.0) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +42,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeThread]:
     config = NodeConfig(port=0, control_port=0, dns_port=0, state_dir=root / "state")
     node = NodeThread(config, load_template(project / "template.yaml")).start()
     try:
-        eventually(lambda: len(_healthy(node)) == 2, "two healthy catalog instances")
+        wait_until(lambda: len(_healthy(node)) == 2, "two healthy catalog instances")
         yield node
     finally:
         node.stop()
@@ -192,17 +179,17 @@ def test_kill_9_under_load_fails_no_idempotent_get(shop: NodeThread) -> None:
     for worker in workers:
         worker.start()
     try:
-        eventually(lambda: len(statuses) > 50, "load to start")
+        wait_until(lambda: len(statuses) > 50, "load to start")
         victim = _supervisor(shop).instance_pids("catalog")[0]
         sent_before_kill = len(statuses)
         os.kill(victim, signal.SIGKILL)
         # Replaced: two healthy instances again, one of them new.
-        eventually(
+        wait_until(
             lambda: len(_healthy(shop)) == 2 and set(_healthy(shop)) != before,
             "the killed instance's replacement to turn healthy",
         )
         replaced_after = len(statuses)
-        eventually(lambda: len(statuses) > replaced_after + 50, "load after the replacement")
+        wait_until(lambda: len(statuses) > replaced_after + 50, "load after the replacement")
     finally:
         stop.set()
         for worker in workers:
@@ -229,4 +216,4 @@ def test_the_service_log_holds_every_instance(shop: NodeThread) -> None:
         text = log.read_text() if log.exists() else ""
         return all(f"[fogbank] instance {i} is HEALTHY" in text for i in healthy)
 
-    eventually(logged, "the instances' events in the service log")
+    wait_until(logged, "the instances' events in the service log")

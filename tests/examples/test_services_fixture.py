@@ -13,8 +13,7 @@ import pytest
 from fogbank.config import NodeConfig
 from fogbank.model import load_template
 
-from ..conftest import NodeThread
-from .test_services_example import eventually
+from ..conftest import NodeThread, wait_until
 
 FIXTURE = Path(__file__).parent.parent / "templates" / "services"
 
@@ -35,8 +34,8 @@ def test_the_fixture_serves_both_service_shapes(tmp_path: Path) -> None:
             service = registry.find_service("shop.local", name)
             return [i.id for i in registry.healthy(service.id)] if service else []
 
-        eventually(lambda: len(healthy("catalog")) == 2, "two healthy catalog instances")
-        eventually(lambda: len(healthy("stock")) == 1, "the ECS-shaped stock service")
+        wait_until(lambda: len(healthy("catalog")) == 2, "two healthy catalog instances")
+        wait_until(lambda: len(healthy("stock")) == 1, "the ECS-shaped stock service")
         stock = registry.find_service("shop.local", "stock")
         assert stock is not None
         (instance,) = registry.instances(stock.id)

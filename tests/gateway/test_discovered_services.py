@@ -8,18 +8,15 @@ ways: an HTTP API private integration (`cloud_map_service`) and an HTTP_PROXY UR
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import socketserver
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from fogbank.discovery._records import IPV4, PORT, ZONE, HealthStatus
 from fogbank.discovery._registry import Registry
@@ -37,7 +34,7 @@ from fogbank.model import (
     Stage,
 )
 
-T = TypeVar("T")
+from ..conftest import AsgiServer, LoopThread
 
 SERVICE_UNAVAILABLE = b'{"message":"Service Unavailable"}'
 INTERNAL_SERVER_ERROR = b'{"message":"Internal server error"}'
@@ -114,58 +111,39 @@ class Clock:
         return self.now
 
 
-class Front:
+class Front(LoopThread):
     """A gateway with a registry, served by uvicorn on a free port in its own thread.
 
-    The registry is only touched on the gateway's loop (`call`), as on a node.
+    The registry is only touched on the gateway's loop (`run`), as on a node.
     """
 
     def __init__(self, app: App, registry: Registry, *, zone: str | None, clock: Clock) -> None:
+        super().__init__()
         self.registry = registry
         self.gateway = Gateway(
             lambda: app, InMemoryInvoker(), Identity(), registry=registry, zone=zone, clock=clock
         )
-        config = uvicorn.Config(
-            self.gateway.asgi, host="127.0.0.1", port=0, log_level="warning", lifespan="off"
-        )
-        self.server = uvicorn.Server(config)
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_until_complete(self.server.serve())
-        self.loop.run_until_complete(self.gateway.close())
-        self.loop.close()
+        self.server: AsgiServer | None = None
 
     def __enter__(self) -> Front:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            assert self.thread.is_alive(), "the gateway failed to start"
-            assert time.monotonic() < deadline, "the gateway did not start"
-            time.sleep(0.01)
+        self.server = AsgiServer(self.gateway.asgi, self)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
+        if self.server is not None:
+            self.server.stop()
+        self.call(self.gateway.close, 10)
+        self.stop()
 
     @property
     def base(self) -> str:
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}"
+        assert self.server is not None
+        return self.server.url
 
     @property
     def balancer(self) -> Balancer:
         assert self.gateway.http_proxy.balancer is not None
         return self.gateway.http_proxy.balancer
-
-    def call(self, fn: Callable[[], T]) -> T:
-        async def run() -> T:
-            return fn()
-
-        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(10)
 
 
 def _private(service_id: str, **parameters: str) -> Integration:
@@ -247,11 +225,11 @@ class Shop:
         attributes = {IPV4: "127.0.0.1", PORT: str(port)}
         if zone is not None:
             attributes[ZONE] = zone
-        self.front.call(lambda: registry.register_instance(self.catalog, instance_id, attributes))
+        self.front.run(lambda: registry.register_instance(self.catalog, instance_id, attributes))
 
     def set_health(self, instance_id: str, status: HealthStatus) -> None:
         registry = self.front.registry
-        self.front.call(lambda: registry.set_health(self.catalog, instance_id, status))
+        self.front.run(lambda: registry.set_health(self.catalog, instance_id, status))
 
     def get(self, path: str, method: str = "GET") -> httpx.Response:
         return httpx.request(method, self.front.base + path, timeout=10)
@@ -364,7 +342,7 @@ def test_a_stopped_instance_is_retried_around_then_ejected(shop: Shop) -> None:
     dead.stop()
     # Every GET succeeds: those sent to the stopped instance are retried on the other one.
     assert shop.bodies("/items/x", 8) == ["alive GET /items/x"] * 8
-    assert shop.front.call(lambda: shop.front.balancer.ejected(shop.catalog)) == ["dead"]
+    assert shop.front.run(lambda: shop.front.balancer.ejected(shop.catalog)) == ["dead"]
     # Three connection failures ejected it: back on its port, it still gets nothing...
     revived = shop.start("dead", port=dead.port)
     assert shop.bodies("/items/x", 4) == ["alive GET /items/x"] * 4

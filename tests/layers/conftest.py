@@ -6,21 +6,17 @@ the tests import `fogbank_discovery` exactly as a function does.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import http.server
 import json
 import socket
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-import uvicorn
 
 import fogbank
 from fogbank._asgi import Receive, Scope, Send
@@ -29,12 +25,13 @@ from fogbank.discovery._records import Instance, Service
 from fogbank.discovery._registry import Registry
 from fogbank.model import Identity
 
+from ..conftest import AsgiServer, LoopThread
+
 LAYER_PYTHON = Path(fogbank.__file__).parent / "layers" / "discovery" / "python"
 if str(LAYER_PYTHON) not in sys.path:
     sys.path.insert(0, str(LAYER_PYTHON))
 
 NAMESPACE = "shop.local"
-T = TypeVar("T")
 
 
 class FakeClock:
@@ -70,62 +67,31 @@ class TargetRecorder:
         return taken
 
 
-class CloudMapServer:
+class CloudMapServer(LoopThread):
     """`CloudMapApi` over a real `Registry`, served by uvicorn on 127.0.0.1 (port 0) from an event
     loop in a background thread. The registry is not locked, so every test-side change runs on
     that loop (`run`)."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.registry = Registry(Identity())
         self.recorder = TargetRecorder(CloudMapApi(self.registry))
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        config = uvicorn.Config(
-            self.recorder, loop="none", lifespan="off", access_log=False, log_level="warning"
-        )
-        self.server = uvicorn.Server(config)
-        self.serving: Future[None] | None = None
+        self.server: AsgiServer | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        assert self.server is not None
+        return self.server.url
 
     def start(self) -> CloudMapServer:
-        self.thread.start()
-        self.serving = asyncio.run_coroutine_threadsafe(
-            self.server.serve(sockets=[self.sock]), self.loop
-        )
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if self.serving.done():
-                self.serving.result()
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.01)
+        self.server = AsgiServer(self.recorder, self)
         return self
 
     def stop(self) -> None:
         """Stop serving and close the loop (a second call does nothing)."""
-        if self.loop.is_closed():
-            return
-        if self.serving is not None:
-            self.server.should_exit = True
-            self.serving.result(30)
-            self.serving = None
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
-        self.sock.close()
-
-    def run(self, call: Callable[[], T]) -> T:
-        """Run `call` on the server's loop (where the registry lives) and return its result."""
-
-        async def hop() -> T:
-            return call()
-
-        return asyncio.run_coroutine_threadsafe(hop(), self.loop).result(10)
+        if self.server is not None:
+            self.server.stop()
+        super().stop()
 
     def service(self, name: str) -> Service:
         """The service `name` in `shop.local`, created when missing."""

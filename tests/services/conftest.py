@@ -3,11 +3,9 @@ scratch directory, and the test app (`app.py`) run as real processes."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,8 @@ from fogbank.model import (
 )
 from fogbank.services import RestartPolicy, RolloutState, Supervisor
 
+from ..conftest import eventually
+
 APP = Path(__file__).parent / "app.py"
 FAST = RestartPolicy(initial_s=0.1, max_s=0.4, reset_after_s=5.0)
 
@@ -32,20 +32,6 @@ FAST = RestartPolicy(initial_s=0.1, max_s=0.4, reset_after_s=5.0)
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-async def eventually(
-    condition: Callable[[], Any], what: str = "the condition", within: float = 15.0
-) -> Any:
-    """Poll `condition` until it returns something truthy (and return that)."""
-    deadline = time.monotonic() + within
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def gone(pid: int) -> bool:

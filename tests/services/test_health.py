@@ -15,7 +15,8 @@ from fogbank.model import HealthCheck, HealthCheckKind
 from fogbank.services import InstanceHealth
 from fogbank.services._health import HealthChange, HealthTracker, probe
 
-from .conftest import eventually, gone
+from ..conftest import eventually
+from .conftest import gone
 
 pytestmark = pytest.mark.anyio
 

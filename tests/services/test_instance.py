@@ -24,7 +24,8 @@ from fogbank.services._instance import (
 )
 from fogbank.services._ports import PidFiles, PortAllocator, port_in_use_line
 
-from .conftest import eventually, gone
+from ..conftest import eventually
+from .conftest import gone
 
 pytestmark = pytest.mark.anyio
 

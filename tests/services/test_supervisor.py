@@ -18,7 +18,8 @@ from fogbank.discovery import HealthStatus
 from fogbank.model import DeploymentConfig, HealthCheck, HealthCheckKind, RegistryBinding
 from fogbank.services import InstanceHealth, InstanceState, RolloutState, ServiceStatus
 
-from .conftest import FAST, Harness, eventually, gone, http_check
+from ..conftest import eventually
+from .conftest import FAST, Harness, gone, http_check
 
 pytestmark = pytest.mark.anyio
 

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fogbank._errors import ConfigError, FogbankError
-from fogbank._node import Node
+from fogbank._node import Node, reachable_host
 from fogbank.cli._routes import routes_table
 from fogbank.config import NodeConfig
 from fogbank.functions._reload import Reload
@@ -26,10 +26,6 @@ ADMIN_TOKEN_FILE = "admin-token"
 
 # Piped output (CI logs, `| tee`) gets room for the URL columns instead of rich's 80.
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
-
-
-def _display_host(host: str) -> str:
-    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
 
 
 def _banner(node: Node, template: Path) -> None:
@@ -53,7 +49,7 @@ def _banner(node: Node, template: Path) -> None:
     for warning in app.warnings:
         out.print(f"[yellow]warning:[/] {warning}", markup=True)
     if app.apis or app.function_urls:
-        out.print(routes_table(app, node.port, _display_host(node.config.host)))
+        out.print(routes_table(app, node.port, reachable_host(node.config.host)))
     for key in app.api_keys.values():
         # Keys SAM creates have no value in the template: this is where users find them.
         state = "" if key.enabled else "  (disabled)"
