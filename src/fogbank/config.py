@@ -14,6 +14,9 @@ DEFAULT_IAM_CREDENTIALS: Mapping[str, str] = {"fogbank": "fogbank"}
 """The one credential `AWS_IAM` routes accept unless configured otherwise (like `aws configure`
 with `fogbank` / `fogbank`)."""
 
+WARM_WAIT_S = 0.05
+"""`FunctionsConfig.warm_wait_s` under `fogbank up --warm-first`."""
+
 
 @dataclass(frozen=True, slots=True)
 class FunctionsConfig:
@@ -35,6 +38,14 @@ class FunctionsConfig:
     """Delay before an async invocation rejected for concurrency is tried again."""
     memory_poll_s: float = 0.05
     """How often running environments' memory is checked against their memory size."""
+    warm_wait_s: float = 0.0
+    """Warm-first scaling: how long a short invocation may wait for one of its function's busy
+    environments instead of starting a new one (see `functions/_warm.py`; `WARM_WAIT_S` under
+    `--warm-first`); 0, the default, starts a new environment for every concurrent invocation,
+    as Lambda does."""
+    warm_parallel: int = 0
+    """Busy environments a function may have before short invocations wait for one of them;
+    0 = twice the CPUs the node may run on, and at least 4."""
 
     def interpreter_for(self, runtime: str) -> str:
         return self.interpreters.get(runtime, sys.executable)

@@ -18,6 +18,9 @@ import pytest
 from botocore import UNSIGNED
 from botocore.config import Config
 
+from fogbank.cli import _functions_config
+from fogbank.config import WARM_WAIT_S
+
 FOGBANK = str(Path(sys.executable).with_name("fogbank"))
 
 TEMPLATE = """\
@@ -222,6 +225,17 @@ def test_demo_is_served_without_a_template(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["message"] == "Hello, demo! (stage dev)"
+
+
+def test_warm_first_is_opt_in() -> None:
+    assert _functions_config(None, None, 64, 300.0).warm_wait_s == 0.0
+    assert _functions_config(None, None, 64, 300.0, warm_first=True).warm_wait_s == WARM_WAIT_S
+    wide = {**os.environ, "COLUMNS": "200"}
+    proc = subprocess.run(
+        [FOGBANK, "up", "--help"], capture_output=True, timeout=30, check=False, env=wide
+    )
+    assert "--warm-first" in proc.stdout.decode()
+    assert "--eager-scale-out" in proc.stdout.decode()
 
 
 def test_help_lists_commands() -> None:

@@ -12,7 +12,7 @@ import typer
 from fogbank._errors import ConfigError, FogbankError
 from fogbank.cli import _admin, _invoke, _logs, _services, _up
 from fogbank.cli._common import fail, find_template, load_app, parse_pairs
-from fogbank.config import DEFAULT_IAM_CREDENTIALS, FunctionsConfig, NodeConfig
+from fogbank.config import DEFAULT_IAM_CREDENTIALS, WARM_WAIT_S, FunctionsConfig, NodeConfig
 from fogbank.model import Throttle
 
 app = typer.Typer(
@@ -45,13 +45,18 @@ RuntimeOpt = Annotated[
 
 
 def _functions_config(
-    runtimes: list[str] | None, preload: list[str] | None, max_envs: int, idle: float
+    runtimes: list[str] | None,
+    preload: list[str] | None,
+    max_envs: int,
+    idle: float,
+    warm_first: bool = False,
 ) -> FunctionsConfig:
     return FunctionsConfig(
         interpreters=parse_pairs(runtimes or [], "--runtime"),
         preload=tuple(preload or ()),
         max_environments=max_envs,
         idle_timeout_s=idle,
+        warm_wait_s=WARM_WAIT_S if warm_first else 0.0,
     )
 
 
@@ -92,6 +97,15 @@ def up(
     idle_timeout: Annotated[
         float, typer.Option(help="Seconds before an idle environment stops.")
     ] = 300.0,
+    warm_first: Annotated[
+        bool,
+        typer.Option(
+            "--warm-first/--eager-scale-out",
+            help="Short invocations wait briefly for a busy warm environment instead of starting"
+            " one: faster where process switches are dear, as in some VMs (docs/functions.md)."
+            " The default starts one for every concurrent invocation, as Lambda does.",
+        ),
+    ] = False,
     reload: Annotated[
         bool,
         typer.Option(help="Restart a function's environments when its code or layers change."),
@@ -160,7 +174,9 @@ def up(
             port=port,
             control_port=control_port,
             state_dir=state_dir,
-            functions=_functions_config(runtime, preload, max_environments, idle_timeout),
+            functions=_functions_config(
+                runtime, preload, max_environments, idle_timeout, warm_first
+            ),
             redis_url=redis_url,
             iam_credentials=parse_pairs(iam_credentials or [], "--iam-credentials")
             or DEFAULT_IAM_CREDENTIALS,

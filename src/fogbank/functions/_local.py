@@ -9,7 +9,6 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
 
 from fogbank.config import NodeConfig
 from fogbank.functions._custom import CustomEnvironment
@@ -32,6 +31,7 @@ from fogbank.functions._types import (
     ResourceNotFound,
     TooManyRequests,
 )
+from fogbank.functions._warm import Pool, WarmFirst, default_parallel
 from fogbank.functions._zygote import Zygote
 from fogbank.model import App, Function, FunctionConfig, TenancyMode
 
@@ -43,13 +43,6 @@ ZygoteKey = tuple[str, str | None, str, int]
 """(interpreter, layer set key, Python minor version, generation of the layer set)."""
 
 _REAP_EVERY_S = 1.0
-
-
-@dataclass(slots=True)
-class _Pool:
-    idle: list[ExecutionEnvironment] = field(default_factory=list)
-    """Initialised environments, the most recently used last (reused first, as Lambda does)."""
-    starting: int = 0
 
 
 class LocalInvoker:
@@ -66,7 +59,10 @@ class LocalInvoker:
         self._zygote_locks: dict[ZygoteKey, asyncio.Lock] = {}
         self._discarding: set[asyncio.Task[None]] = set()
         self.generations = Generations()
-        self._pools: dict[PoolKey, _Pool] = {}
+        self._pools: dict[PoolKey, Pool] = {}
+        self.warm = WarmFirst(
+            self.fconfig.warm_parallel or default_parallel(), self.fconfig.warm_wait_s
+        )
         self._busy: set[ExecutionEnvironment] = set()
         self._in_flight: dict[str, int] = {}
         self._total_in_flight = 0
@@ -119,7 +115,7 @@ class LocalInvoker:
                 target = fn.config(version)
                 if target is None:
                     continue
-                pool = self._pools.setdefault((fn.name, target.version, None), _Pool())
+                pool = self._pools.setdefault((fn.name, target.version, None), Pool())
                 have = sum(1 for env in pool.idle if env.env_id in self._provisioned)
                 for _ in range(count - have):
                     env = await self._create(target, None, InitType.PROVISIONED)
@@ -178,9 +174,9 @@ class LocalInvoker:
             raise ResourceNotFound(f"Function not found: {request.invoked_arn}")
         tenant = self._tenant(fn, request.tenant_id)
         self._admit(fn)
-        env: ExecutionEnvironment | None = None
+        pool = self._pools.setdefault((request.config.name, request.config.version, tenant), Pool())
         try:
-            env = await self._acquire(request.config, tenant)
+            env = await self._acquire(pool, request.config, tenant)
             invocation = Invocation(
                 request_id=request.request_id,
                 payload=request.payload,
@@ -194,12 +190,17 @@ class LocalInvoker:
             self._busy.add(env)
             try:
                 result = await env.invoke(invocation, sink)
+            except BaseException:
+                pool.busy -= 1
+                self.warm.release_one(pool)
+                raise
             finally:
                 self._busy.discard(env)
             if env.env_id in self._provisioned:
                 # Its init ran ahead of time, outside any invocation: Lambda reports none.
                 result.init_duration_ms = None
-            self._release(request.config, tenant, env, result)
+            pool.observe(result.duration_ms)
+            self._release(pool, env, result)
         finally:
             self._in_flight[fn.name] -= 1
             self._total_in_flight -= 1
@@ -231,24 +232,44 @@ class LocalInvoker:
         self._in_flight[fn.name] = running + 1
         self._total_in_flight += 1
 
-    async def _acquire(self, cfg: FunctionConfig, tenant: str | None) -> ExecutionEnvironment:
-        pool = self._pools.get((cfg.name, cfg.version, tenant))
-        if pool is not None:
-            while pool.idle:
-                env = pool.idle.pop()
-                if (
-                    env.state is EnvState.IDLE
-                    and env.config is cfg
-                    and self.generations.current(env)
-                ):
+    async def _acquire(
+        self, pool: Pool, cfg: FunctionConfig, tenant: str | None
+    ) -> ExecutionEnvironment:
+        """An environment for one invocation, counted busy in its pool until `_release`."""
+        if self.warm.should_wait(pool):
+            env = await self.warm.wait(pool)
+            if env is not None:
+                if self._usable(env, cfg):
                     return env
+                pool.busy -= 1
                 await env.stop()
-        return await self._create(cfg, tenant, InitType.ON_DEMAND)
+        while pool.idle:
+            env = pool.idle.pop()
+            if self._usable(env, cfg):
+                pool.busy += 1
+                return env
+            await env.stop()
+        started = time.monotonic()
+        pool.starting += 1
+        try:
+            env = await self._create(cfg, tenant, InitType.ON_DEMAND)
+        finally:
+            pool.starting -= 1
+        pool.busy += 1
+        pool.observe_cold((time.monotonic() - started) * 1000)
+        return env
 
-    def _release(
-        self, cfg: FunctionConfig, tenant: str | None, env: ExecutionEnvironment, result: EnvResult
-    ) -> None:
+    def _usable(self, env: ExecutionEnvironment, cfg: FunctionConfig) -> bool:
+        return env.state is EnvState.IDLE and env.config is cfg and self.generations.current(env)
+
+    def _release(self, pool: Pool, env: ExecutionEnvironment, result: EnvResult) -> None:
+        """Pool a finished environment, or hand it straight to an invocation waiting for one
+        (which keeps it counted busy)."""
+        if self._returning(env, result) and self.warm.hand_over(pool, env):
+            return
+        pool.busy -= 1
         if result.env_lost or env.state is not EnvState.IDLE:
+            self.warm.release_one(pool)
             return
         if not self.generations.current(env):
             # Its code changed while it ran: stopped in the background, not pooled.
@@ -256,8 +277,13 @@ class LocalInvoker:
             task = asyncio.create_task(env.stop())
             self._discarding.add(task)
             task.add_done_callback(self._discarding.discard)
+            self.warm.release_one(pool)
             return
-        self._pools.setdefault((cfg.name, cfg.version, tenant), _Pool()).idle.append(env)
+        pool.idle.append(env)
+
+    def _returning(self, env: ExecutionEnvironment, result: EnvResult) -> bool:
+        """The environment can serve another invocation right away."""
+        return not result.env_lost and env.state is EnvState.IDLE and self.generations.current(env)
 
     def _finish(self, request: InvokeRequest, result: EnvResult) -> InvokeResult:
         cfg = request.config

@@ -7,6 +7,7 @@ that payloads of several megabytes cross without being re-encoded.
 from __future__ import annotations
 
 import json
+import select
 import socket
 import struct
 from typing import Any
@@ -91,9 +92,12 @@ class FrameReader:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.buf = bytearray()
+        self.poller = select.poll()
+        self.poller.register(sock, select.POLLIN)
 
     def _fill(self, need: int) -> None:
         while len(self.buf) < need:
+            self.poller.poll()
             chunk = self.sock.recv(max(65536, need - len(self.buf)))
             if not chunk:
                 raise EOFError("peer closed the socket")
