@@ -279,19 +279,11 @@ def _ran_once(log: Path, function: str) -> str:
 
 
 def fogbank(ctx: Context) -> Server:
-    exe = Path(sys.executable).with_name("fogbank")
-    if not exe.exists():
-        raise PeerError(f"{exe.name} is not installed next to {Path(sys.executable).name}")
     issuer = Issuer()
     ctx.helpers.callback(issuer.close)
-    root = ctx.work / "fogbank"
-    (root / "src").mkdir(parents=True, exist_ok=True)
-    (root / "src" / "app.py").write_text(LAMBDA_HANDLER)
-    (root / "src" / "authorizer.py").write_text(AUTHORIZER_HANDLER)
-    (root / "template.yaml").write_text(template(issuer.url))
+    root, argv = _project(ctx, "fogbank", issuer.url)
     state = root / "state"
     port, control = free_port(), free_port()
-    argv = [*ctx.on_cores(0), str(exe), "up", "-t", str(root / "template.yaml")]
     argv += ["--port", str(port), "--control-port", str(control), "--state-dir", str(state)]
     # The account quota (10,000 rps on AWS) would cap cache hits below their own speed: raise it,
     # so every row measures the gateway's work and not that quota.
@@ -340,3 +332,31 @@ def fogbank(ctx: Context) -> Server:
         ),
     )
     return Server("fogbank", argv, root, targets, control, start_timeout=60.0)
+
+
+WARM_ROWS = ("fogbank-warm",)
+
+
+def _project(ctx: Context, name: str, issuer: str) -> tuple[Path, list[str]]:
+    """The bench's template and handlers in a folder of their own, and `fogbank up` for them."""
+    exe = Path(sys.executable).with_name("fogbank")
+    if not exe.exists():
+        raise PeerError(f"{exe.name} is not installed next to {Path(sys.executable).name}")
+    root = ctx.work / name
+    (root / "src").mkdir(parents=True, exist_ok=True)
+    (root / "src" / "app.py").write_text(LAMBDA_HANDLER)
+    (root / "src" / "authorizer.py").write_text(AUTHORIZER_HANDLER)
+    (root / "template.yaml").write_text(template(issuer))
+    return root, [*ctx.on_cores(0), str(exe), "up", "-t", str(root / "template.yaml")]
+
+
+def fogbank_warm(ctx: Context) -> Server:
+    """The plain HTTP API route again, from a `fogbank up --warm-first` of its own (its JWT
+    route, never requested, names an issuer that is not there)."""
+    root, argv = _project(ctx, "fogbank-warm", f"http://{HOST}:9")
+    port, control = free_port(), free_port()
+    argv += ["--warm-first", "--port", str(port), "--control-port", str(control)]
+    argv += ["--state-dir", str(root / "state"), "--no-reload"]
+    argv += ["--account-throttle", f"{HIGH_RATE}:{HIGH_BURST}"]
+    target = Target("fogbank-warm", f"http://{HOST}:{port}/hello")
+    return Server("fogbank-warm", argv, root, (target,), control, start_timeout=60.0)

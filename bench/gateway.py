@@ -11,6 +11,8 @@ hello world:
   management (an API key with a usage plan and throttles, a stage cache hit, a JWT authorizer, a
   Lambda authorizer's cached result), served by the same `fogbank up` (see `_fogbank_rows`) and
   compared with the plain routes;
+- fogbank-warm: the HTTP API route from a second `fogbank up --warm-first` (short invocations
+  wait for a busy environment instead of starting one; docs/functions.md);
 - chalice, serverless-offline: the peers, each measured with keep-alive and with
   `Connection: close`, and counted at its best mode.
 
@@ -51,6 +53,7 @@ PEERS: tuple[tuple[Callable[[Context], Server], tuple[str, ...]], ...] = (
     (_peers.granian, ("granian",)),
     (_peers.uvicorn, ("uvicorn",)),
     (_fogbank_rows.fogbank, _fogbank_rows.ROWS),
+    (_fogbank_rows.fogbank_warm, _fogbank_rows.WARM_ROWS),
     (_peers.chalice, ("chalice",)),
     (_peers.serverless_offline, ("serverless-offline",)),
 )
@@ -266,7 +269,7 @@ TARGETS: tuple[tuple[str, str, Callable[[Pair, Pair], float], str, float], ...] 
     ("{} rps@32 / chalice rps@32", "chalice", _rps, ">=", 5.0),
     ("{} p50@1 - granian p50@1, ms", "granian", _p50_gap, "<=", 0.3),
 )
-PLAIN = ("fogbank-http", "fogbank-rest")
+PLAIN = ("fogbank-http", "fogbank-rest", "fogbank-warm")
 
 Comparison = tuple[str, str, str, Callable[[Pair, Pair], float], str, float]
 """(label, row, the row it is compared with, how, sense, goal)."""
