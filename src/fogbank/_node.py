@@ -166,7 +166,7 @@ class Node:
             host=reachable_host(config.host),
         )
         self.prober = HealthProber(self.registry, interval_s=config.cloud_map_probe_interval_s)
-        self.services = ServiceControl(self.supervisor)
+        self.services = ServiceControl(self.supervisor, config.state_dir / "service-counts.json")
         """The node's services: the deployed specs with the admin API's changes laid over."""
         self.dns = (
             DnsServer(self.registry, config.dns_host, config.dns_port)

@@ -95,6 +95,31 @@ def test_describe_scale_and_redeploy(shop: tuple[NodeThread, Path]) -> None:
         assert httpx.get(f"{node.node.url}/items/1").status_code == 200
 
 
+def test_a_scaled_service_stays_scaled_after_a_restart(
+    shop: tuple[NodeThread, Path], tmp_path: Path
+) -> None:
+    node, project = shop
+    with _admin(node) as client:
+        assert client.post("/admin/services/catalog", json={"desiredCount": 3}).status_code == 200
+    wait_until(lambda: _count(node, "healthyCount") == 3, "a third healthy instance")
+    node.stop()
+    config = NodeConfig(port=0, control_port=0, state_dir=tmp_path / "state", admin_token=TOKEN)
+    again = NodeThread(config, load_template(project / "template.yaml")).start()
+    try:
+        assert _count(again, "desiredCount") == 3
+        wait_until(lambda: _count(again, "healthyCount") == 3, "three healthy after the restart")
+    finally:
+        again.stop()
+    # The template's DesiredCount changes: the template wins, as a stack update would.
+    template = project / "template.yaml"
+    template.write_text(template.read_text().replace("DesiredCount: 2", "DesiredCount: 1"))
+    last = NodeThread(config, load_template(template)).start()
+    try:
+        assert _count(last, "desiredCount") == 1
+    finally:
+        last.stop()
+
+
 def test_bad_updates_get_clear_errors(shop: tuple[NodeThread, Path]) -> None:
     node, _ = shop
     with _admin(node) as client:
