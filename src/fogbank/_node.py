@@ -247,7 +247,11 @@ class Node:
         """Swap in a new app; environments of changed function versions are replaced lazily,
         services whose spec changed roll over to the new one."""
         self.app = app
-        self.registry.apply_template(app.namespaces.values(), app.discovery_services.values())
+        self.registry.apply_template(
+            app.namespaces.values(),
+            app.discovery_services.values(),
+            app.discovery_instances.values(),
+        )
         await self.invoker.provision(app)
         await self.services.deploy(app.services)
 
@@ -269,7 +273,9 @@ class Node:
                 AVAILABILITY_ZONE=self.config.zone_name,
             )
             self.registry.apply_template(
-                self.app.namespaces.values(), self.app.discovery_services.values()
+                self.app.namespaces.values(),
+                self.app.discovery_services.values(),
+                self.app.discovery_instances.values(),
             )
             await self.prober.start()
             if self.dns is not None:

@@ -11,12 +11,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import boto3
+import dns.message
+import dns.query
+import dns.rdatatype
 import pytest
 from botocore.config import Config
 from mypy_boto3_servicediscovery import ServiceDiscoveryClient
 
 from fogbank.config import NodeConfig
-from fogbank.model import App
+from fogbank.model import App, load_template
 
 from ..conftest import NodeThread
 
@@ -98,3 +101,55 @@ def test_an_external_instance_is_probed_out_of_healthy_discovery(node: NodeThrea
         aws_secret_access_key="fogbank",
     )
     assert lam.list_functions()["Functions"] == []
+
+
+TEMPLATE = """\
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Shop:
+    Type: AWS::ServiceDiscovery::PrivateDnsNamespace
+    Properties: {Name: shop.local, Vpc: vpc-1}
+  Db:
+    Type: AWS::ServiceDiscovery::Service
+    Properties:
+      Name: db
+      NamespaceId: !Ref Shop
+      DnsConfig: {DnsRecords: [{Type: A, TTL: 30}, {Type: SRV, TTL: 30}]}
+  Primary:
+    Type: AWS::ServiceDiscovery::Instance
+    Properties:
+      ServiceId: !Ref Db
+      InstanceId: db-primary
+      InstanceAttributes: {AWS_INSTANCE_IPV4: 10.0.0.9, AWS_INSTANCE_PORT: 5432, role: primary}
+"""
+
+
+def test_a_template_instance_is_served_by_dns_and_the_api(tmp_path: Path) -> None:
+    template = tmp_path / "template.yaml"
+    template.write_text(TEMPLATE)
+    config = NodeConfig(port=0, control_port=0, state_dir=tmp_path / "state", dns_port=0)
+    running = NodeThread(config, load_template(template)).start()
+    try:
+        assert running.node is not None
+        assert running.node.dns is not None
+        port = running.node.dns.port
+        query = dns.message.make_query("db.shop.local", dns.rdatatype.A)
+        answer = dns.query.udp(query, "127.0.0.1", timeout=5, port=port)
+        assert [(rr.name.to_text(), rr.ttl, [r.address for r in rr]) for rr in answer.answer] == [
+            ("db.shop.local.", 30, ["10.0.0.9"])
+        ]
+        srv = dns.query.udp(
+            dns.message.make_query("db.shop.local", dns.rdatatype.SRV), "127.0.0.1", port=port
+        )
+        assert [(r.port, r.target.to_text()) for rr in srv.answer for r in rr] == [
+            (5432, "db-primary.db.shop.local.")
+        ]
+        found = _client(running).discover_instances(NamespaceName="shop.local", ServiceName="db")
+        assert [(i["InstanceId"], i["Attributes"]) for i in found["Instances"]] == [
+            (
+                "db-primary",
+                {"AWS_INSTANCE_IPV4": "10.0.0.9", "AWS_INSTANCE_PORT": "5432", "role": "primary"},
+            )
+        ]
+    finally:
+        running.stop()

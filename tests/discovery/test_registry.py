@@ -18,6 +18,7 @@ from fogbank.discovery import (
     Registry,
 )
 from fogbank.model import (
+    DiscoveryInstanceSpec,
     DiscoveryServiceSpec,
     DnsRecord,
     HealthCheckConfig,
@@ -416,3 +417,53 @@ def test_apply_template_refuses_invalid_resources_whole() -> None:
     with pytest.raises(TemplateError, match="resource Lost: namespace Nowhere is not in"):
         registry.apply_template([WEB], [lost])
     assert [n.name for n in registry.namespaces()] == ["shop.local"]
+
+
+DB = DiscoveryInstanceSpec(
+    "Db", "Orders", "db-1", {"AWS_INSTANCE_IPV4": "10.0.0.9", "AWS_INSTANCE_PORT": "5432"}
+)
+CACHE = DiscoveryInstanceSpec("Cache", "Plain", "cache-1", {"url": "redis://10.0.0.8"})
+
+
+def test_template_instances_are_registered_and_dropped_with_the_template(
+    registry: Registry,
+) -> None:
+    registry.register_instance(ORDERS.service_id, "api-1", addr(1))
+    registry.apply_template([SHOP, WEB], [ORDERS, PLAIN, PROBED], [DB, CACHE])
+    db = registry.get_instance(ORDERS.service_id, "db-1")
+    assert dict(db.attributes) == {"AWS_INSTANCE_IPV4": "10.0.0.9", "AWS_INSTANCE_PORT": "5432"}
+    assert db.creator_request_id == "fogbank-template:Db"
+    assert db.owner is Owner.API
+    assert sorted(i.id for i in registry.discover("shop.local", "orders")[0]) == ["api-1", "db-1"]
+    revision = registry.revision(ORDERS.service_id)
+    registry.apply_template([SHOP, WEB], [ORDERS, PLAIN, PROBED], [DB, CACHE])
+    assert registry.revision(ORDERS.service_id) == revision  # the same again: no change
+    moved = DiscoveryInstanceSpec("Db", "Orders", "db-1", addr(99, 5432))
+    registry.apply_template([SHOP, WEB], [ORDERS, PLAIN, PROBED], [moved, CACHE])
+    assert registry.get_instance(ORDERS.service_id, "db-1").attributes["AWS_INSTANCE_IPV4"] == (
+        "10.0.0.99"
+    )
+    # Dropped from the template: deregistered; the API's own instance stays.
+    registry.apply_template([SHOP, WEB], [ORDERS, PLAIN, PROBED], [CACHE])
+    assert [i.id for i in registry.instances(ORDERS.service_id)] == ["api-1"]
+    # A service whose only instances were the template's goes with them.
+    registry.apply_template([SHOP, WEB], [ORDERS, PROBED], [])
+    with pytest.raises(CloudMapError):
+        registry.get_service(PLAIN.service_id)
+
+
+def test_template_instances_are_checked_before_anything_changes(registry: Registry) -> None:
+    no_address = DiscoveryInstanceSpec("NoAddress", "Orders", "x-1", {"color": "blue"})
+    with pytest.raises(TemplateError) as exc:
+        registry.apply_template([SHOP, WEB], [ORDERS, PLAIN], [CACHE, no_address])
+    assert str(exc.value).startswith("resource NoAddress: ")
+    assert "AWS_INSTANCE_IPV4" in str(exc.value)
+    assert registry.get_service(PROBED.service_id).name == "probed"  # not removed
+    assert registry.instances(PLAIN.service_id) == ()  # CACHE not registered
+    bad_id = DiscoveryInstanceSpec("BadId", "Plain", "no spaces", {})
+    with pytest.raises(TemplateError, match="resource BadId: Instance id 'no spaces' must be"):
+        registry.apply_template([SHOP, WEB], [ORDERS, PLAIN, PROBED], [bad_id])
+    registry.register_instance(PLAIN.service_id, "run-1", {}, owner=Owner.SUPERVISOR)
+    taken = DiscoveryInstanceSpec("Taken", "Plain", "run-1", {})
+    with pytest.raises(TemplateError, match="resource Taken: Instance run-1 is run by fogbank"):
+        registry.apply_template([SHOP, WEB], [ORDERS, PLAIN, PROBED], [taken])

@@ -12,6 +12,7 @@ from fogbank.discovery import CloudMapError, HealthStatus, Owner, Registry
 from fogbank.discovery._ledgers import OperationLog
 from fogbank.discovery._registry_store import RegistryStore
 from fogbank.model import (
+    DiscoveryInstanceSpec,
     DiscoveryServiceSpec,
     DnsRecord,
     HealthCheckConfig,
@@ -126,6 +127,28 @@ def test_template_resources_come_back_from_the_template_with_their_instances(
     assert [i.id for i in again.instances(ORDERS.service_id)] == ["ext-1"]
     assert again.revision(ORDERS.service_id) == 1
     assert again.discover("shop.local", "orders")[0][0].attributes == ADDR
+
+
+def test_a_template_instance_outlives_a_restart_until_the_template_drops_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "discovery.sqlite"
+    db = DiscoveryInstanceSpec("Db", "Orders", "db-1", ADDR)
+    registry = open_registry(path)
+    registry.apply_template([SHOP], [ORDERS], [db])
+    registry.close()
+    again = open_registry(path)
+    again.apply_template([SHOP], [ORDERS], [db])
+    kept = again.get_instance(ORDERS.service_id, "db-1")
+    assert (dict(kept.attributes), kept.creator_request_id) == (ADDR, "fogbank-template:Db")
+    again.close()
+    last = open_registry(path)
+    last.apply_template([SHOP], [ORDERS])  # the template no longer declares it
+    assert last.instances(ORDERS.service_id) == ()
+    last.close()
+    final = open_registry(path)
+    final.apply_template([SHOP], [ORDERS])
+    assert final.instances(ORDERS.service_id) == ()
 
 
 def test_ensure_services_find_their_stored_instances_again(tmp_path: Path) -> None:

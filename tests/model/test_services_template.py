@@ -13,6 +13,7 @@ from fogbank import TemplateError
 from fogbank.model import (
     PYTHON_RUNTIMES,
     DeploymentConfig,
+    DiscoveryInstanceSpec,
     DiscoveryServiceSpec,
     DnsRecord,
     HealthCheck,
@@ -263,23 +264,65 @@ def test_what_is_not_served_is_one_warning_each(tmp_path: Path) -> None:
             tmp_path,
             SHOP,
             """\
-            Static:
-              Type: AWS::ServiceDiscovery::Instance
-              Properties:
-                ServiceId: !Ref Catalog
-                InstanceId: static-1
-                InstanceAttributes: {AWS_INSTANCE_IPV4: 10.0.0.9}
             Cron:
               Type: Fogbank::Schedule
+              Properties: {}
+            Mesh:
+              Type: AWS::ServiceDiscovery::Mesh
               Properties: {}
             """,
         )
     )
     assert app.warnings == (
-        "Static (AWS::ServiceDiscovery::Instance) is not served by fogbank:"
-        " register instances through the Cloud Map API",
         "Cron (Fogbank::Schedule) is not served by fogbank",
+        "Mesh (AWS::ServiceDiscovery::Mesh) is not served by fogbank",
     )
+
+
+def test_cloud_map_instances(tmp_path: Path) -> None:
+    app = load_template(
+        write(
+            tmp_path,
+            SHOP,
+            """\
+            Database:
+              Type: AWS::ServiceDiscovery::Instance
+              Properties:
+                ServiceId: !Ref Catalog
+                InstanceId: db-1
+                InstanceAttributes:
+                  AWS_INSTANCE_IPV4: 10.0.0.9
+                  AWS_INSTANCE_PORT: 5432
+                  primary: true
+            Replica:
+              Type: AWS::ServiceDiscovery::Instance
+              Properties:
+                ServiceId: !GetAtt Catalog.Arn
+                InstanceAttributes: {AWS_INSTANCE_IPV4: 10.0.0.10}
+            Web:
+              Type: Fogbank::Service
+              Properties:
+                Command: [python, -m, http.server]
+                WorkingDirectory: svc
+                Environment: {DB_INSTANCE: !Ref Database}
+            """,
+        )
+    )
+    assert app.discovery_instances == {
+        "Database": DiscoveryInstanceSpec(
+            "Database",
+            "Catalog",
+            "db-1",
+            {"AWS_INSTANCE_IPV4": "10.0.0.9", "AWS_INSTANCE_PORT": "5432", "primary": "true"},
+        ),
+        "Replica": DiscoveryInstanceSpec(
+            "Replica", "Catalog", "Replica", {"AWS_INSTANCE_IPV4": "10.0.0.10"}
+        ),
+    }
+    assert app.discovery_instances["Database"].service_id == discovery_id("srv", "Catalog")
+    assert app.discovery_instances["Database"].creator_request_id == "fogbank-template:Database"
+    assert app.services["Web"].environment["DB_INSTANCE"] == "db-1"  # Ref gives the instance id
+    assert app.warnings == ()
 
 
 RESOURCES = {
@@ -620,5 +663,48 @@ RECORD_A = "DnsRecords: [{Type: A}]"
     ],
 )
 def test_cloud_map_errors(tmp_path: Path, resources: str, where: str, message: str) -> None:
+    path = write(tmp_path, resources)
+    assert load_error(path) == f"{path}: resource {where}: {message}"
+
+
+def instance(props: str) -> str:
+    return SHOP + f"X:\n  Type: AWS::ServiceDiscovery::Instance\n  Properties: {props}\n"
+
+
+@pytest.mark.parametrize(
+    ("resources", "where", "message"),
+    [
+        (
+            instance("{InstanceAttributes: {AWS_INSTANCE_IPV4: 10.0.0.1}}"),
+            "X: property ServiceId",
+            "ServiceId is required (for example !Ref MyService)",
+        ),
+        (
+            instance("{ServiceId: srv-nope, InstanceAttributes: {AWS_INSTANCE_IPV4: 10.0.0.1}}"),
+            "X: property ServiceId",
+            "srv-nope names no service in this template",
+        ),
+        (
+            instance("{ServiceId: !Ref Catalog}"),
+            "X: property InstanceAttributes",
+            "InstanceAttributes is required: a map such as {AWS_INSTANCE_IPV4: 10.0.0.5}",
+        ),
+        (
+            instance("{ServiceId: !Ref Catalog, InstanceAttributes: {AWS_INSTANCE_IPV4: [1]}}"),
+            "X: property InstanceAttributes.AWS_INSTANCE_IPV4",
+            "expected a string, got [1]",
+        ),
+        (
+            instance("{ServiceId: !Ref Catalog, InstanceAttributes: {a: 1}}")
+            + "Y:\n  Type: AWS::ServiceDiscovery::Instance\n"
+            + "  Properties: {ServiceId: !Ref Catalog, InstanceId: X, InstanceAttributes: {a: 1}}\n",
+            "Y: property InstanceId",
+            "instance X of Catalog is also X's",
+        ),
+    ],
+)
+def test_cloud_map_instance_errors(
+    tmp_path: Path, resources: str, where: str, message: str
+) -> None:
     path = write(tmp_path, resources)
     assert load_error(path) == f"{path}: resource {where}: {message}"

@@ -259,6 +259,10 @@ class Catalog:
     def services(self) -> list[Service]:
         return [entry.service for entry in self._entries.values()]
 
+    def instances(self, service_id: str) -> Sequence[Instance]:
+        """Every instance of a service, in registration order."""
+        return self._entry(service_id).all()
+
     def instance_count(self, service_id: str) -> int:
         return len(self._entry(service_id).instances)
 

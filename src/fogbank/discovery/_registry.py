@@ -45,8 +45,20 @@ from fogbank.discovery._rules import (
     invalid,
     name_key,
 )
-from fogbank.discovery._services import Entry, implicit_records, template_changes
-from fogbank.model import DiscoveryServiceSpec, Identity, NamespaceSpec, NamespaceType
+from fogbank.discovery._services import (
+    Entry,
+    check_template_instances,
+    implicit_records,
+    stale_template_instances,
+    template_changes,
+)
+from fogbank.model import (
+    DiscoveryInstanceSpec,
+    DiscoveryServiceSpec,
+    Identity,
+    NamespaceSpec,
+    NamespaceType,
+)
 
 log = logging.getLogger(__name__)
 
@@ -98,13 +110,39 @@ class Registry(Catalog):
 
     # -- the template's resources -------------------------------------------------------------
     def apply_template(
-        self, namespaces: Iterable[NamespaceSpec], services: Iterable[DiscoveryServiceSpec]
+        self,
+        namespaces: Iterable[NamespaceSpec],
+        services: Iterable[DiscoveryServiceSpec],
+        instances: Iterable[DiscoveryInstanceSpec] = (),
     ) -> None:
-        """Create or update the template's namespaces and services (ids from `discovery_id`);
-        remove the earlier template's resources that are gone from it, unless in use."""
-        changed = self._apply_template(list(namespaces), list(services))
-        for service_id in changed:
+        """Create or update the template's namespaces and services (ids from `discovery_id`)
+        and register its instances, as `RegisterInstance` would (their `CreatorRequestId`
+        marks them); deregister the earlier template's instances it no longer declares, and
+        remove its other resources that are gone from it, unless in use. Everything is checked
+        before anything changes; an error names the resource."""
+        ns_specs, svc_specs, wanted = list(namespaces), list(services), list(instances)
+        plan = template_changes(self, ns_specs, svc_specs, self._implicit, self._clock())
+        check_template_instances(self, plan, wanted)
+        self._drop_instances(stale_template_instances(self, wanted))
+        changed = self._apply_template(ns_specs, svc_specs)
+        # Stored instances of the services the template just created came back with them.
+        if late := stale_template_instances(self, wanted):
+            self._drop_instances(late)
+            # Planned again: a service whose only instances were the template's may go now.
+            changed += self._apply_template(ns_specs, svc_specs)
+        for service_id in dict.fromkeys(changed):
             self._notify(service_id)
+        for spec in wanted:
+            self.register_instance(
+                spec.service_id,
+                spec.instance_id,
+                spec.attributes,
+                creator_request_id=spec.creator_request_id,
+            )
+
+    def _drop_instances(self, instances: Iterable[Instance]) -> None:
+        for instance in instances:
+            self.deregister_instance(instance.service_id, instance.id)
 
     # -- reads used by DNS, the gateway and the supervisor ---------------------------------------
     def resolve_name(self, host: str) -> Service | None:
@@ -113,10 +151,6 @@ class Registry(Catalog):
 
     def find_service(self, namespace_name: str, service_name: str) -> Service | None:
         return self._hosts().get(name_key(f"{service_name}.{namespace_name}"))
-
-    def instances(self, service_id: str) -> Sequence[Instance]:
-        """Every instance of a service, in registration order."""
-        return self._entry(service_id).all()
 
     def healthy(self, service_id: str) -> Sequence[Instance]:
         """Instances whose health is HEALTHY or UNKNOWN, in registration order (not shuffled)."""

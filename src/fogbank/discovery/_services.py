@@ -8,18 +8,29 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from fogbank._errors import TemplateError
-from fogbank.discovery._records import CloudMapError, HealthStatus, Instance, Namespace, Service
+from fogbank.discovery._records import (
+    CloudMapError,
+    HealthStatus,
+    Instance,
+    Namespace,
+    Owner,
+    Service,
+)
 from fogbank.discovery._rules import (
+    check_attributes,
     check_description,
     check_dns_config,
     check_failure_threshold,
     check_health_check,
+    check_instance_id,
     check_namespace_name,
     check_service_name,
     invalid,
     name_key,
 )
 from fogbank.model import (
+    TEMPLATE_REQUEST,
+    DiscoveryInstanceSpec,
     DiscoveryServiceSpec,
     DnsRecord,
     HealthCheckConfig,
@@ -237,6 +248,44 @@ def template_changes(
         ns for ns in old_namespaces.values() if ns.id in replaced and ns.id not in in_use
     ]
     return plan
+
+
+def check_template_instances(
+    catalog: Catalog, plan: TemplatePlan, instances: Sequence[DiscoveryInstanceSpec]
+) -> None:
+    """Check the template's instances against the services they will be in (planned or kept),
+    before anything changes; an error names the resource."""
+    existing = {service.id: service for service in catalog.services()}
+    services = {**existing, **{service.id: service for service in plan.services}}
+    for spec in instances:
+        service = services.get(spec.service_id)
+        try:
+            if service is None:
+                raise CloudMapError("ServiceNotFound", f"Service not found: {spec.service_id}")
+            check_instance_id(spec.instance_id)
+            check_attributes(service, dict(spec.attributes))
+            running = catalog.instances(service.id) if service.id in existing else ()
+            old = {i.id: i for i in running}.get(spec.instance_id)
+            if old is not None and old.owner is Owner.SUPERVISOR:
+                raise CloudMapError(
+                    "ResourceInUse", f"Instance {spec.instance_id} is run by fogbank's supervisor."
+                )
+        except CloudMapError as exc:
+            raise TemplateError(exc.message, resource=spec.logical_id) from None
+
+
+def stale_template_instances(
+    catalog: Catalog, instances: Sequence[DiscoveryInstanceSpec]
+) -> list[Instance]:
+    """Instances an earlier template registered that this one no longer declares."""
+    wanted = {(spec.service_id, spec.instance_id) for spec in instances}
+    return [
+        instance
+        for service in catalog.services()
+        for instance in catalog.instances(service.id)
+        if (instance.creator_request_id or "").startswith(TEMPLATE_REQUEST)
+        and (instance.service_id, instance.id) not in wanted
+    ]
 
 
 def implicit_records(

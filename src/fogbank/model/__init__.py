@@ -48,7 +48,9 @@ from fogbank.model._management import (
     UsagePlanStage,
 )
 from fogbank.model._service import (
+    TEMPLATE_REQUEST,
     DeploymentConfig,
+    DiscoveryInstanceSpec,
     DiscoveryServiceSpec,
     DnsRecord,
     HealthCheck,
@@ -73,6 +75,7 @@ __all__ = [
     "LATEST",
     "PYTHON_RUNTIMES",
     "SUPPORTED_RUNTIMES",
+    "TEMPLATE_REQUEST",
     "Alias",
     "Api",
     "ApiKey",
@@ -87,6 +90,7 @@ __all__ = [
     "DeploymentConfig",
     "DeploymentPreference",
     "Destination",
+    "DiscoveryInstanceSpec",
     "DiscoveryServiceSpec",
     "DnsRecord",
     "EventInvokeConfig",

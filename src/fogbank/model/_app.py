@@ -10,7 +10,12 @@ from fogbank._errors import FogbankError
 from fogbank.model._api import Api, FunctionUrl
 from fogbank.model._function import Function, Layer
 from fogbank.model._management import ApiKey, UsagePlan
-from fogbank.model._service import DiscoveryServiceSpec, NamespaceSpec, ServiceSpec
+from fogbank.model._service import (
+    DiscoveryInstanceSpec,
+    DiscoveryServiceSpec,
+    NamespaceSpec,
+    ServiceSpec,
+)
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_ACCOUNT = "123456789012"
@@ -58,6 +63,9 @@ class App:
     """Cloud Map namespaces the template declares, by logical id."""
     discovery_services: Mapping[str, DiscoveryServiceSpec] = field(default_factory=dict)
     """Cloud Map services the template declares, by logical id."""
+    discovery_instances: Mapping[str, DiscoveryInstanceSpec] = field(default_factory=dict)
+    """Cloud Map instances the template declares (endpoints fogbank does not run), by logical
+    id."""
 
     @classmethod
     def build(
@@ -74,6 +82,7 @@ class App:
         services: Iterable[ServiceSpec] = (),
         namespaces: Iterable[NamespaceSpec] = (),
         discovery_services: Iterable[DiscoveryServiceSpec] = (),
+        discovery_instances: Iterable[DiscoveryInstanceSpec] = (),
     ) -> App:
         """Assemble an app from functions, filling in layer ARNs; the programmatic entry point."""
         ident = identity or Identity()
@@ -113,6 +122,7 @@ class App:
             services=_unique((s.name, s) for s in services),
             namespaces={ns.logical_id: ns for ns in namespaces},
             discovery_services={svc.logical_id: svc for svc in discovery_services},
+            discovery_instances={i.logical_id: i for i in discovery_instances},
         )
 
     def find_function(self, name: str) -> Function | None:

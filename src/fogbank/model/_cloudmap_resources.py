@@ -1,8 +1,9 @@
-"""Cloud Map namespaces and services declared in a template (`AWS::ServiceDiscovery::*`).
+"""Cloud Map namespaces, services and instances declared in a template
+(`AWS::ServiceDiscovery::*`).
 
-They become `NamespaceSpec`s and `DiscoveryServiceSpec`s, which the registry creates at start-up
-under the ids `Ref` gives them (`_service_arns`). VPC settings are accepted and ignored: every
-namespace is served by fogbank's own registry and DNS server.
+They become `NamespaceSpec`s, `DiscoveryServiceSpec`s and `DiscoveryInstanceSpec`s, which the
+registry creates at start-up under the ids `Ref` gives them (`_service_arns`). VPC settings are
+accepted and ignored: every namespace is served by fogbank's own registry and DNS server.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from typing import Any
 
 from fogbank.model._props import Props
 from fogbank.model._service import (
+    DiscoveryInstanceSpec,
     DiscoveryServiceSpec,
     DnsRecord,
     HealthCheckConfig,
     NamespaceSpec,
     NamespaceType,
 )
-from fogbank.model._service_arns import DISCOVERY_SERVICE, NAMESPACE_TYPES
+from fogbank.model._service_arns import DISCOVERY_INSTANCE, DISCOVERY_SERVICE, NAMESPACE_TYPES
 from fogbank.model._service_props import ServiceProps
 
 RECORD_TYPES = ("A", "AAAA", "SRV", "CNAME")
@@ -85,6 +87,60 @@ def read_discovery_services(
                 )
         services[logical_id] = service
     return services
+
+
+def read_discovery_instances(
+    resources: Mapping[str, Mapping[str, Any]],
+    services: Mapping[str, DiscoveryServiceSpec],
+    *,
+    file: str,
+) -> dict[str, DiscoveryInstanceSpec]:
+    """Every `AWS::ServiceDiscovery::Instance` in `resources`, by logical id. The attributes'
+    rules that depend on the service's records are the registry's, checked when it applies
+    the template (the error names the resource all the same)."""
+    instances: dict[str, DiscoveryInstanceSpec] = {}
+    taken: dict[tuple[str, str], str] = {}
+    for logical_id, resource in resources.items():
+        if resource["Type"] != DISCOVERY_INSTANCE:
+            continue
+        props = Props(file, logical_id, resource.get("Properties") or {})
+        reference = props.text("ServiceId", default="")
+        if not reference:
+            raise props.error("ServiceId", "ServiceId is required (for example !Ref MyService)")
+        # `!Ref Svc` and `!GetAtt Svc.Id` give the id; `!GetAtt Svc.Arn` ends in `service/<id>`.
+        wanted = reference.rsplit("/", 1)[-1]
+        service = next((s for s in services.values() if s.service_id == wanted), None)
+        if service is None:
+            raise props.error("ServiceId", f"{reference} names no service in this template")
+        instance_id = props.text("InstanceId", default=logical_id)
+        holder = taken.setdefault((service.logical_id, instance_id), logical_id)
+        if holder != logical_id:
+            raise props.error(
+                "InstanceId", f"instance {instance_id} of {service.logical_id} is also {holder}'s"
+            )
+        instances[logical_id] = DiscoveryInstanceSpec(
+            logical_id=logical_id,
+            service_logical_id=service.logical_id,
+            instance_id=instance_id,
+            attributes=_attributes(props),
+        )
+    return instances
+
+
+def _attributes(props: Props) -> dict[str, str]:
+    values = props.nested("InstanceAttributes")
+    if not isinstance(values, dict) or not values:
+        raise props.error(
+            "InstanceAttributes",
+            "InstanceAttributes is required: a map such as {AWS_INSTANCE_IPV4: 10.0.0.5}",
+        )
+    attributes: dict[str, str] = {}
+    for key, value in values.items():
+        # Scalars are text to CloudFormation (a YAML port number is "5432"); lists are not.
+        if isinstance(value, dict | list) or value is None:
+            raise props.error(f"InstanceAttributes.{key}", f"expected a string, got {value!r}")
+        attributes[str(key)] = str(value).lower() if isinstance(value, bool) else str(value)
+    return attributes
 
 
 def _discovery_service(

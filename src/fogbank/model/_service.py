@@ -182,3 +182,27 @@ class DiscoveryServiceSpec:
     @property
     def service_id(self) -> str:
         return discovery_id("srv", self.logical_id)
+
+
+TEMPLATE_REQUEST = "fogbank-template:"
+"""The `CreatorRequestId` prefix of instances a template registers (the logical id follows): how
+the registry tells them from the API's when a later template drops one."""
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoveryInstanceSpec:
+    """An instance declared in a template (`AWS::ServiceDiscovery::Instance`): an endpoint
+    fogbank does not run (a database, another host), registered as `RegisterInstance` would."""
+
+    logical_id: str
+    service_logical_id: str
+    instance_id: str
+    attributes: Mapping[str, str]
+
+    @property
+    def service_id(self) -> str:
+        return discovery_id("srv", self.service_logical_id)
+
+    @property
+    def creator_request_id(self) -> str:
+        return TEMPLATE_REQUEST + self.logical_id

@@ -61,6 +61,8 @@ class ServiceResource:
             return discovery_id("ns", self.logical_id)
         if kind == DISCOVERY_SERVICE:
             return discovery_id("srv", self.logical_id)
+        if kind == DISCOVERY_INSTANCE:
+            return prop("InstanceId") or self.logical_id
         if kind == ECS_TASK_DEFINITION:
             family = prop("Family") or self.logical_id
             return self.arn("ecs", f"task-definition/{family}:{_TASK_REVISION}")

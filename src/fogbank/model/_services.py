@@ -3,7 +3,7 @@
 A service is declared as fogbank's own `Fogbank::Service` (a command in a directory; SAM passes
 unknown types through untouched) or in the Fargate shape, an `AWS::ECS::Service` running an
 `AWS::ECS::TaskDefinition` (`_ecs`). Namespaces and discovery services come from
-`AWS::ServiceDiscovery::*` (`_cloudmap_resources`). Checks that span resources are made here:
+`AWS::ServiceDiscovery::*` (`_cloudmap_resources`), and so do instances that fogbank does not run. Checks that span resources are made here:
 service names are unique and differ from function names (logs share one namespace), and every
 registry binding names a discovery service of the template.
 """
@@ -15,10 +15,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fogbank.model._cloudmap_resources import read_discovery_services, read_namespaces
+from fogbank.model._cloudmap_resources import (
+    read_discovery_instances,
+    read_discovery_services,
+    read_namespaces,
+)
 from fogbank.model._ecs import read_ecs
 from fogbank.model._intrinsics import Resolved
-from fogbank.model._service import DiscoveryServiceSpec, NamespaceSpec, ServiceSpec
+from fogbank.model._service import (
+    DiscoveryInstanceSpec,
+    DiscoveryServiceSpec,
+    NamespaceSpec,
+    ServiceSpec,
+)
 from fogbank.model._service_arns import (
     DISCOVERY_INSTANCE,
     DISCOVERY_SERVICE,
@@ -35,7 +44,14 @@ DEFAULT_STOP_TIMEOUT_S = 30.0
 SERVICE_PREFIXES = ("Fogbank::", "AWS::ECS::", "AWS::ServiceDiscovery::")
 """Resource types this loader reads, or warns about itself."""
 _SERVED = frozenset(
-    (FOGBANK_SERVICE, ECS_SERVICE, ECS_TASK_DEFINITION, ECS_CLUSTER, DISCOVERY_SERVICE)
+    (
+        FOGBANK_SERVICE,
+        ECS_SERVICE,
+        ECS_TASK_DEFINITION,
+        ECS_CLUSTER,
+        DISCOVERY_SERVICE,
+        DISCOVERY_INSTANCE,
+    )
 ) | frozenset(NAMESPACE_TYPES)
 
 
@@ -46,6 +62,7 @@ class LoadedServices:
     services: tuple[ServiceSpec, ...] = ()
     namespaces: tuple[NamespaceSpec, ...] = ()
     discovery_services: tuple[DiscoveryServiceSpec, ...] = ()
+    discovery_instances: tuple[DiscoveryInstanceSpec, ...] = ()
     warnings: tuple[str, ...] = ()
 
     @property
@@ -70,6 +87,7 @@ def build_services(
     resources = resolved.resources
     namespaces = read_namespaces(resources, file=file)
     discovery = read_discovery_services(resources, namespaces, file=file)
+    instances = read_discovery_instances(resources, discovery, file=file)
     known = Registries(namespaces, discovery)
     built: list[tuple[ServiceProps, ServiceSpec]] = []
     for logical_id, resource in resources.items():
@@ -83,6 +101,7 @@ def build_services(
         services=tuple(spec for _, spec in built),
         namespaces=tuple(namespaces.values()),
         discovery_services=tuple(discovery.values()),
+        discovery_instances=tuple(instances.values()),
         warnings=(*ecs.warnings, *_unserved(resources, _SERVED)),
     )
 
@@ -132,8 +151,5 @@ def _unserved(resources: Mapping[str, Mapping[str, Any]], served: Set[str]) -> l
         kind = resource["Type"]
         if not kind.startswith(SERVICE_PREFIXES) or kind in served:
             continue
-        hint = (
-            ": register instances through the Cloud Map API" if kind == DISCOVERY_INSTANCE else ""
-        )
-        warnings.append(f"{logical_id} ({kind}) is not served by fogbank{hint}")
+        warnings.append(f"{logical_id} ({kind}) is not served by fogbank")
     return warnings

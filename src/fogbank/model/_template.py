@@ -127,6 +127,7 @@ def load_template(
         services=services.services,
         namespaces=services.namespaces,
         discovery_services=services.discovery_services,
+        discovery_instances=services.discovery_instances,
     )
 
 
