@@ -73,7 +73,8 @@ class WarmFirst:
 
     def __init__(self, parallel: int, wait_s: float) -> None:
         """`parallel`: busy environments a function may have before invocations wait;
-        `wait_s`: the longest an invocation waits (0 turns waiting off: Lambda's scaling)."""
+        `wait_s`: how long an invocation may wait at least (as long as a recent cold start
+        when that is longer); 0 turns waiting off, which is Lambda's scaling."""
         self.parallel = parallel
         self.wait_s = wait_s
 
