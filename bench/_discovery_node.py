@@ -21,7 +21,7 @@ from mypy_boto3_servicediscovery import ServiceDiscoveryClient
 
 import gateway
 
-PARTS = ("discover", "death", "gateway")
+PARTS = ("discover", "death", "gateway", "cpu")
 NAMESPACE, ITEMS, ECHO = "bench.local", "items", "echo"
 BOTO3_ROW = "DiscoverInstances, boto3"
 ECHO_COUNT = 3
@@ -146,7 +146,7 @@ class Node:
     """The `fogbank up` under test, and the clients that talk to it."""
 
     def __init__(self, work: Path, parts: list[str]) -> None:
-        text = ITEMS_TEMPLATE + (ECHO_TEMPLATE if {"death", "gateway"} & set(parts) else "")
+        text = ITEMS_TEMPLATE + (ECHO_TEMPLATE if {"death", "gateway", "cpu"} & set(parts) else "")
         (work / "template.yaml").write_text(text)
         (work / "echo").mkdir()
         (work / "echo" / "app.py").write_text(ECHO_APP)

@@ -14,6 +14,10 @@ last two parts) a supervised service `echo` (uvicorn, a raw ASGI hello world) re
   desired count healthy again.
 - gateway: wrk requests/s through the gateway to echo against one echo instance hit directly
   (target: >= 0.5x).
+- cpu: CPU a request (/proc, over one more 32-connection wrk run of each) of the node's front
+  and of the echo instances, hit directly and through the gateway: sharing core 0 with the
+  service, the gateway reaches 0.5x of direct only if it spends no more CPU a request than the
+  service does.
 
 Run: .venv/bin/python bench/discovery.py [--only discover,death,gateway] [--json PATH]
 """
@@ -281,6 +285,65 @@ def gateway_part(node: Node, args: argparse.Namespace) -> list[gateway.Row]:
     return rows
 
 
+@dataclass(frozen=True, slots=True)
+class CpuShare:
+    """CPU a request over one wrk run at 32 connections, read from /proc."""
+
+    target: str
+    requests: int
+    front_us: float
+    """The node's own process: the gateway."""
+    service_us: float
+    """The echo instances, together."""
+
+
+def _cpu_ticks(pid: int) -> int:
+    # utime and stime: the 14th and 15th fields, counted after the command's closing parenthesis.
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def _echo_pids(parent: int) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if ppid == parent and b"uvicorn" in (entry / "cmdline").read_bytes():
+                pids.append(int(entry.name))
+    return pids
+
+
+def cpu_part(node: Node, args: argparse.Namespace) -> list[CpuShare]:
+    node.wait_for(f"{ECHO_COUNT} healthy echo instances", lambda: len(node.healthy(ECHO)) >= 3)
+    attrs = node.healthy(ECHO)[0]["Attributes"]
+    front = node.running.proc.pid
+    echoes = _echo_pids(front)
+    tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
+    shares = []
+    for name, url in (
+        ("echo, direct", f"http://{attrs[IPV4]}:{attrs[PORT]}/echo"),
+        ("echo, gateway", f"http://{HOST}:{node.port}/echo"),
+    ):
+        target = Target(name, url)
+        node.running.probe(target, grace=30)
+        gateway.run_wrk(target, gateway.CONNECTIONS, args.warmup, False)
+        before = {pid: _cpu_ticks(pid) for pid in (front, *echoes)}
+        run = gateway.run_wrk(target, gateway.CONNECTIONS, args.duration, False)
+        spent = {pid: _cpu_ticks(pid) - ticks for pid, ticks in before.items()}
+        service = sum(ticks for pid, ticks in spent.items() if pid != front)
+        shares.append(
+            CpuShare(
+                name,
+                run.requests,
+                spent[front] * tick_us / run.requests,
+                service * tick_us / run.requests,
+            )
+        )
+    return shares
+
+
 def print_report(found: dict[str, Any]) -> None:
     if rows := found.get("discover"):
         head = f"{'measurement':<52}{'n':>7}{'p50 ms':>9}{'p99 ms':>9}{'mean ms':>9}"
@@ -309,6 +372,15 @@ def print_report(found: dict[str, Any]) -> None:
                 print(f"    {label:<26} median {middle:.3f} s, max {top:.3f} s: {verdict}")
             recovered = statistics.median(d.recovered_s for d in some)
             print(f"    back to {ECHO_COUNT} healthy instances: median {recovered:.3f} s")
+    if shares := found.get("cpu"):
+        print(
+            "\nCPU a request at 32 connections (/proc; the node and the echo instances on core 0)"
+        )
+        for share in shares:
+            print(
+                f"  {share.target:<16} {share.requests:>8,} requests: gateway"
+                f" {share.front_us:6.1f} us, echo instances {share.service_us:6.1f} us"
+            )
     if rows := found.get("gateway"):
         gateway.print_report(rows, [])
         for direct_row, via_row in zip(rows[::2], rows[1::2], strict=True):
@@ -349,6 +421,7 @@ def main() -> None:
                 "discover": discover_part,
                 "death": death_part,
                 "gateway": gateway_part,
+                "cpu": cpu_part,
             }
             for part in args.only:
                 print(f"{part}: measuring", flush=True)
