@@ -297,29 +297,12 @@ class CpuShare:
     """The echo instances, together."""
 
 
-def _cpu_ticks(pid: int) -> int:
-    # utime and stime: the 14th and 15th fields, counted after the command's closing parenthesis.
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
-
-
-def _echo_pids(parent: int) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            if ppid == parent and b"uvicorn" in (entry / "cmdline").read_bytes():
-                pids.append(int(entry.name))
-    return pids
-
-
 def cpu_part(node: Node, args: argparse.Namespace) -> list[CpuShare]:
     node.wait_for(f"{ECHO_COUNT} healthy echo instances", lambda: len(node.healthy(ECHO)) >= 3)
     attrs = node.healthy(ECHO)[0]["Attributes"]
     front = node.running.proc.pid
-    echoes = _echo_pids(front)
+    # The node runs no function here: everything under it is an echo instance.
+    echoes = [pid for pid in _peers.process_tree(front) if pid != front]
     tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
     shares = []
     for name, url in (
@@ -329,9 +312,9 @@ def cpu_part(node: Node, args: argparse.Namespace) -> list[CpuShare]:
         target = Target(name, url)
         node.running.probe(target, grace=30)
         gateway.run_wrk(target, gateway.CONNECTIONS, args.warmup, False)
-        before = {pid: _cpu_ticks(pid) for pid in (front, *echoes)}
+        before = {pid: _peers.cpu_ticks(pid) for pid in (front, *echoes)}
         run = gateway.run_wrk(target, gateway.CONNECTIONS, args.duration, False)
-        spent = {pid: _cpu_ticks(pid) - ticks for pid, ticks in before.items()}
+        spent = {pid: _peers.cpu_ticks(pid) - ticks for pid, ticks in before.items()}
         service = sum(ticks for pid, ticks in spent.items() if pid != front)
         shares.append(
             CpuShare(

@@ -103,6 +103,10 @@ class Row:
     """The mode the ratios use: the one with the highest throughput, for peers measured in two."""
     note: str | None = None
     """What was checked around the run (a route's refusals, a function that ran once)."""
+    cpu_us: float | None = None
+    """CPU a request of the server's own process over the 32-connection run (/proc)."""
+    children_cpu_us: float | None = None
+    """The same for every process under it (fogbank's zygotes and environments, workers)."""
 
 
 def parse_wrk(output: str) -> Wrk:
@@ -141,18 +145,34 @@ def run_wrk(target: Target, connections: int, seconds: int, close: bool) -> Wrk:
     return result
 
 
-def measure(target: Target, args: argparse.Namespace) -> list[Row]:
+def measure(target: Target, args: argparse.Namespace, root: int | None = None) -> list[Row]:
+    """wrk at 32 connections, then 1, in each of the target's modes; with `root` (the server's
+    pid), also the CPU a request of it and of its process tree over the 32-connection run."""
     # A warm-up at full concurrency lets lazy servers create their workers and caches before
     # anything is counted (serverless-offline starts one Python child per concurrent request).
     run_wrk(target, CONNECTIONS, args.warmup, target.modes[0] == "close")
     rows = []
     for mode in target.modes:
         print(f"  {target.name} ({mode}): {CONNECTIONS} connections, then 1", flush=True)
+        before = _peers.process_tree(root) if root else {}
         many = run_wrk(target, CONNECTIONS, args.duration, mode == "close")
+        cpu = _cpu_shares(root, before, many.requests) if root else (None, None)
         one = run_wrk(target, 1, args.duration, mode == "close")
-        rows.append(Row(target.name, mode, many, one))
+        rows.append(Row(target.name, mode, many, one, cpu_us=cpu[0], children_cpu_us=cpu[1]))
     top = max(rows, key=lambda row: row.many.ok_rps if row.many else 0.0)
     return [replace(row, best=row is top) for row in rows]
+
+
+def _cpu_shares(
+    root: int, before: dict[int, int], requests: int
+) -> tuple[float | None, float | None]:
+    if not requests or root not in before:
+        return None, None
+    after = _peers.process_tree(root)
+    tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
+    spent = {pid: ticks - before.get(pid, 0) for pid, ticks in after.items()}
+    children = sum(ticks for pid, ticks in spent.items() if pid != root)
+    return spent.get(root, 0) * tick_us / requests, children * tick_us / requests
 
 
 def run_server(server: Server, names: list[str], args: argparse.Namespace) -> Iterator[Row]:
@@ -172,7 +192,7 @@ def run_server(server: Server, names: list[str], args: argparse.Namespace) -> It
             try:
                 running.probe(target)
                 checked = target.before() if target.before else None
-                measured = measure(target, args)
+                measured = measure(target, args, running.proc.pid)
             except PeerError as exc:
                 yield Row(target.name, "-", unavailable=str(exc))
                 continue
@@ -330,6 +350,14 @@ def print_report(rows: list[Row], found: list[dict[str, object]]) -> None:
     for row in rows:
         if row.note:
             print(f"{row.name}: {row.note}")
+    measured = [r for r in rows if r.cpu_us is not None and r.children_cpu_us is not None]
+    if measured:
+        print("\nCPU a request at 32 connections (/proc): the server's process, and all under it")
+        for row in measured:
+            print(
+                f"  {row.name:<20}{row.mode:<13}{row.cpu_us or 0.0:>8.1f} us"
+                f"{row.children_cpu_us or 0.0:>10.1f} us"
+            )
     print()
     for entry in found:
         value = entry["value"]
