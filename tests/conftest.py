@@ -12,7 +12,10 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+import boto3
 import uvicorn
+from botocore.config import Config
+from mypy_boto3_servicediscovery import ServiceDiscoveryClient
 
 from fogbank._node import Node
 from fogbank.config import NodeConfig
@@ -152,3 +155,16 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+def cloud_map_client(url: str, *, inject_host_prefix: bool = False) -> ServiceDiscoveryClient:
+    """boto3's `servicediscovery` client for the Cloud Map API at `url`, without retries; with
+    `inject_host_prefix` it sends `DiscoverInstances` to `data-<host>` as botocore's model says."""
+    return boto3.client(
+        "servicediscovery",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="fogbank",
+        aws_secret_access_key="fogbank",
+        config=Config(inject_host_prefix=inject_host_prefix, retries={"total_max_attempts": 1}),
+    )

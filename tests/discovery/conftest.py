@@ -6,16 +6,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
-from botocore.config import Config
 from mypy_boto3_servicediscovery import ServiceDiscoveryClient
 
 from fogbank.discovery import Registry
 from fogbank.discovery._cloudmap import CloudMapApi
 from fogbank.model import Identity
 
-from ..conftest import AsgiServer, LoopThread
+from ..conftest import AsgiServer, LoopThread, cloud_map_client
 
 ACCOUNT = "123456789012"
 IDENTITY = Identity(region="us-east-1", account_id=ACCOUNT)
@@ -48,14 +46,7 @@ class ApiThread(LoopThread):
         return self.registry
 
     def client(self, *, inject_host_prefix: bool = False) -> ServiceDiscoveryClient:
-        return boto3.client(
-            "servicediscovery",
-            endpoint_url=self.url,
-            region_name="us-east-1",
-            aws_access_key_id="x",
-            aws_secret_access_key="x",
-            config=Config(inject_host_prefix=inject_host_prefix, retries={"total_max_attempts": 1}),
-        )
+        return cloud_map_client(self.url, inject_host_prefix=inject_host_prefix)
 
     def stop(self) -> None:
         self.server.stop()

@@ -15,13 +15,12 @@ import dns.message
 import dns.query
 import dns.rdatatype
 import pytest
-from botocore.config import Config
 from mypy_boto3_servicediscovery import ServiceDiscoveryClient
 
 from fogbank.config import NodeConfig
 from fogbank.model import App, load_template
 
-from ..conftest import NodeThread
+from ..conftest import NodeThread, cloud_map_client
 
 
 class _Ok(BaseHTTPRequestHandler):
@@ -47,14 +46,7 @@ def node(tmp_path: Path) -> Iterator[NodeThread]:
 
 
 def _client(node: NodeThread) -> ServiceDiscoveryClient:
-    return boto3.client(
-        "servicediscovery",
-        endpoint_url=node.url,
-        region_name="us-east-1",
-        aws_access_key_id="fogbank",
-        aws_secret_access_key="fogbank",
-        config=Config(inject_host_prefix=False),
-    )
+    return cloud_map_client(node.url)
 
 
 def _healthy(client: ServiceDiscoveryClient, status: str = "HEALTHY") -> list[str]:

@@ -16,18 +16,16 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import dns.resolver
 import httpx
 import pytest
-from botocore.config import Config
 
 from fogbank.config import NodeConfig
 from fogbank.discovery import Registry
 from fogbank.model import load_template
 from fogbank.services import Supervisor
 
-from ..conftest import NodeThread, wait_until
+from ..conftest import NodeThread, cloud_map_client, wait_until
 
 EXAMPLE = Path(__file__).parent.parent.parent / "examples" / "services"
 
@@ -123,14 +121,7 @@ def test_the_orders_function_calls_the_catalog_through_the_layer(shop: NodeThrea
 
 
 def test_boto3_discovers_the_instances(shop: NodeThread) -> None:
-    client = boto3.client(
-        "servicediscovery",
-        endpoint_url=shop.url,
-        region_name="us-east-1",
-        aws_access_key_id="fogbank",
-        aws_secret_access_key="fogbank",
-        config=Config(inject_host_prefix=False),
-    )
+    client = cloud_map_client(shop.url)
     found = client.discover_instances(
         NamespaceName="shop.local", ServiceName="catalog", HealthStatus="HEALTHY"
     )

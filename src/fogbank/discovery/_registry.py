@@ -47,6 +47,7 @@ from fogbank.discovery._rules import (
 )
 from fogbank.discovery._services import (
     Entry,
+    TemplatePlan,
     check_template_instances,
     implicit_records,
     stale_template_instances,
@@ -121,15 +122,17 @@ class Registry(Catalog):
         remove its other resources that are gone from it, unless in use. Everything is checked
         before anything changes; an error names the resource."""
         ns_specs, svc_specs, wanted = list(namespaces), list(services), list(instances)
-        plan = template_changes(self, ns_specs, svc_specs, self._implicit, self._clock())
+        plan = self._plan(ns_specs, svc_specs)
         check_template_instances(self, plan, wanted)
-        self._drop_instances(stale_template_instances(self, wanted))
-        changed = self._apply_template(ns_specs, svc_specs)
+        if stale := stale_template_instances(self, wanted):
+            self._drop_instances(stale)
+            # Planned again: a service whose only instances were the template's may go now.
+            plan = self._plan(ns_specs, svc_specs)
+        changed = self._apply_plan(plan)
         # Stored instances of the services the template just created came back with them.
         if late := stale_template_instances(self, wanted):
             self._drop_instances(late)
-            # Planned again: a service whose only instances were the template's may go now.
-            changed += self._apply_template(ns_specs, svc_specs)
+            changed += self._apply_plan(self._plan(ns_specs, svc_specs))
         for service_id in dict.fromkeys(changed):
             self._notify(service_id)
         for spec in wanted:
@@ -378,11 +381,13 @@ class Registry(Catalog):
         self._save([book.change(owner, labels)])
         book.put(owner, labels)
 
-    def _apply_template(
+    def _plan(
         self, namespaces: Sequence[NamespaceSpec], services: Sequence[DiscoveryServiceSpec]
-    ) -> list[str]:
-        """Apply a template; returns the ids of services whose records changed or went."""
-        plan = template_changes(self, namespaces, services, self._implicit, self._clock())
+    ) -> TemplatePlan:
+        return template_changes(self, namespaces, services, self._implicit, self._clock())
+
+    def _apply_plan(self, plan: TemplatePlan) -> list[str]:
+        """Apply a template's plan; returns the ids of services whose records changed or went."""
         for namespace in plan.namespaces:
             dns = namespace.type is not NamespaceType.HTTP
             soa = self._soa_ttl.get(namespace.id, DEFAULT_SOA_TTL) if dns else None

@@ -174,7 +174,8 @@ class LocalInvoker:
             raise ResourceNotFound(f"Function not found: {request.invoked_arn}")
         tenant = self._tenant(fn, request.tenant_id)
         self._admit(fn)
-        pool = self._pools.setdefault((request.config.name, request.config.version, tenant), Pool())
+        key = (request.config.name, request.config.version, tenant)
+        pool = self._pools.get(key) or self._pools.setdefault(key, Pool())
         try:
             env = await self._acquire(pool, request.config, tenant)
             invocation = Invocation(
@@ -199,7 +200,8 @@ class LocalInvoker:
             if env.env_id in self._provisioned:
                 # Its init ran ahead of time, outside any invocation: Lambda reports none.
                 result.init_duration_ms = None
-            pool.observe(result.duration_ms)
+            if self.warm.enabled:
+                pool.observe(result.duration_ms)
             self._release(pool, env, result)
         finally:
             self._in_flight[fn.name] -= 1

@@ -77,10 +77,12 @@ class WarmFirst:
         when that is longer); 0 turns waiting off, which is Lambda's scaling."""
         self.parallel = parallel
         self.wait_s = wait_s
+        self.enabled = wait_s > 0
+        """Off, pools need no moving average of durations."""
 
     def should_wait(self, pool: Pool) -> bool:
         active = pool.busy + pool.starting
-        if self.wait_s <= 0 or active < self.parallel:
+        if not self.enabled or active < self.parallel:
             return False
         if pool.duration_ms is None or pool.cold_ms is None:
             return False

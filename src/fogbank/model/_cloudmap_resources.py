@@ -107,9 +107,7 @@ def read_discovery_instances(
         reference = props.text("ServiceId", default="")
         if not reference:
             raise props.error("ServiceId", "ServiceId is required (for example !Ref MyService)")
-        # `!Ref Svc` and `!GetAtt Svc.Id` give the id; `!GetAtt Svc.Arn` ends in `service/<id>`.
-        wanted = reference.rsplit("/", 1)[-1]
-        service = next((s for s in services.values() if s.service_id == wanted), None)
+        service = next((s for s in services.values() if _names(reference, s.service_id)), None)
         if service is None:
             raise props.error("ServiceId", f"{reference} names no service in this template")
         instance_id = props.text("InstanceId", default=logical_id)
@@ -194,12 +192,16 @@ def _namespace(props: Props, namespaces: Mapping[str, NamespaceSpec]) -> Namespa
     reference = props.text(*keys, default="")
     if not reference:
         raise props.error("NamespaceId", "NamespaceId is required (for example !Ref MyNamespace)")
-    # `!Ref Ns` and `!GetAtt Ns.Id` give the id; `!GetAtt Ns.Arn` ends in `namespace/<id>`.
-    wanted = reference.rsplit("/", 1)[-1]
     for namespace in namespaces.values():
-        if namespace.namespace_id == wanted:
+        if _names(reference, namespace.namespace_id):
             return namespace
     raise props.error(".".join(keys), f"{reference} names no namespace in this template")
+
+
+def _names(reference: str, resource_id: str) -> bool:
+    """`!Ref X` and `!GetAtt X.Id` give the id; `!GetAtt X.Arn` ends in `namespace/<id>` or
+    `service/<id>`."""
+    return reference.rsplit("/", 1)[-1] == resource_id
 
 
 def _records(props: ServiceProps) -> tuple[DnsRecord, ...]:
